@@ -1,1 +1,33 @@
-//! placeholder
+//! kalshi-alerts core: the domain of market alerts and the monitor loop.
+//!
+//! This crate knows markets, conditions, fired alerts, the alert store, the
+//! Kalshi market client and the monitor loop. Notifiers and launchers are
+//! plugins: it defines their traits and registries, and names none of them.
+
+pub mod alert;
+pub mod condition;
+pub mod launcher;
+pub mod lock;
+pub mod market;
+pub mod monitor;
+pub mod notifier;
+pub mod price;
+pub mod source;
+pub mod store;
+
+pub use alert::{FiredAlert, MarketData};
+pub use condition::{Condition, ConditionType, Evaluation};
+pub use launcher::{LaunchError, LaunchOutcome, Launcher, LauncherPlugin, MonitorJob};
+pub use market::{Market, Quote};
+pub use monitor::{Monitor, NamedNotifier, RunOptions, RunReport, StopReason};
+pub use notifier::{
+    FailureKind, Notifier, NotifierPlugin, NotifyError, SettingKind, SettingSpec, Settings,
+};
+pub use source::{ClientConfig, Environment, KalshiClient, MarketSource, ReplaySource, Scan};
+pub use store::{AlertStore, AlertsFile};
+
+/// Re-exported so that plugin crates register with the same `inventory`.
+pub use inventory;
+/// Re-exported so that plugin crates implement [`Notifier`] without a
+/// direct dependency.
+pub use async_trait::async_trait;

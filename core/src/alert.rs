@@ -1,0 +1,145 @@
+//! Fired alerts: what the monitor hands to every notifier.
+//!
+//! The serialized form is the JSON-lines record of the `file` notifier and
+//! the payload third-party notifiers receive, so its field names are stable.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rust_decimal::Decimal;
+use serde::{Serialize, Serializer};
+
+use crate::condition::{Condition, ConditionType};
+use crate::market::Market;
+use crate::price::decimal_to_json_number;
+
+/// One condition met by one market at one check.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FiredAlert {
+    /// A fresh UUID for this firing.
+    pub id: String,
+    pub condition_id: String,
+    pub condition_type: ConditionType,
+    pub ticker: String,
+    pub label: String,
+    #[serde(serialize_with = "as_number")]
+    pub threshold: Decimal,
+    /// The measured value compared against the threshold.
+    #[serde(serialize_with = "as_number")]
+    pub current_value: Decimal,
+    #[serde(serialize_with = "as_rfc3339")]
+    pub triggered_at: DateTime<Utc>,
+    pub market_data: MarketData,
+}
+
+/// The market as it was when the alert fired.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MarketData {
+    pub ticker: String,
+    pub title: String,
+    /// YES bid in dollars, `null` when not quoted.
+    #[serde(serialize_with = "as_optional_number")]
+    pub yes_bid: Option<Decimal>,
+    #[serde(serialize_with = "as_optional_number")]
+    pub yes_ask: Option<Decimal>,
+    #[serde(serialize_with = "as_optional_number")]
+    pub volume: Option<Decimal>,
+}
+
+impl FiredAlert {
+    /// Builds the record for `condition` met by `market` with `value`.
+    pub fn new(
+        condition: &Condition,
+        market: &Market,
+        value: Decimal,
+        at: DateTime<Utc>,
+    ) -> FiredAlert {
+        FiredAlert {
+            id: uuid::Uuid::new_v4().to_string(),
+            condition_id: condition.id.clone(),
+            condition_type: condition.condition_type.clone(),
+            ticker: condition.ticker.clone(),
+            label: condition.label.clone(),
+            threshold: condition.threshold,
+            current_value: value,
+            triggered_at: at,
+            market_data: MarketData {
+                ticker: market.ticker.clone(),
+                title: market.title.clone(),
+                yes_bid: market.yes_bid,
+                yes_ask: market.yes_ask,
+                volume: market.volume,
+            },
+        }
+    }
+
+    /// One line for logs and terminals: `T price > 0.6 (now 0.655)`.
+    pub fn summary(&self) -> String {
+        let unit = match self.condition_type {
+            ConditionType::SpreadAbove => "c",
+            _ => "",
+        };
+        format!(
+            "{} {} (now {}{unit})",
+            self.ticker,
+            crate::condition::describe(&self.condition_type, self.threshold),
+            self.current_value.normalize()
+        )
+    }
+
+    /// The time as written in records: RFC 3339 in UTC with `+00:00`.
+    pub fn triggered_at_text(&self) -> String {
+        self.triggered_at.to_rfc3339_opts(SecondsFormat::Micros, false)
+    }
+}
+
+fn as_number<S: Serializer>(value: &Decimal, serializer: S) -> Result<S::Ok, S::Error> {
+    decimal_to_json_number(*value).serialize(serializer)
+}
+
+fn as_optional_number<S: Serializer>(
+    value: &Option<Decimal>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(v) => as_number(v, serializer),
+        None => serializer.serialize_none(),
+    }
+}
+
+fn as_rfc3339<S: Serializer>(at: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&at.to_rfc3339_opts(SecondsFormat::Micros, false))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_carries_every_documented_field() {
+        let condition: Condition = serde_json::from_value(serde_json::json!({
+            "id": "c1", "condition_type": "price_above", "ticker": "T",
+            "threshold": 0.6, "label": "T over 60", "created_at": ""
+        }))
+        .unwrap();
+        let market = Market {
+            ticker: "T".into(),
+            title: "Will it?".into(),
+            status: "active".into(),
+            yes_bid: Some(Decimal::new(4550, 4)),
+            yes_ask: None,
+            volume: Some(Decimal::from(12)),
+        };
+        let at = crate::condition::parse_timestamp("2026-01-12T22:08:10Z").unwrap();
+        let alert = FiredAlert::new(&condition, &market, Decimal::new(65, 2), at);
+        let json = serde_json::to_value(&alert).unwrap();
+
+        assert_eq!(json["condition_id"], "c1");
+        assert_eq!(json["condition_type"], "price_above");
+        assert_eq!(json["threshold"], serde_json::json!(0.6));
+        assert_eq!(json["current_value"], serde_json::json!(0.65));
+        assert_eq!(json["triggered_at"], "2026-01-12T22:08:10.000000+00:00");
+        assert_eq!(json["market_data"]["yes_bid"], serde_json::json!(0.455));
+        assert!(json["market_data"]["yes_ask"].is_null());
+        assert_eq!(json["market_data"]["title"], "Will it?");
+        assert!(uuid::Uuid::parse_str(json["id"].as_str().unwrap()).is_ok());
+    }
+}

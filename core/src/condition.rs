@@ -1,0 +1,450 @@
+//! Alert conditions and their evaluation against a market.
+//!
+//! The record shape is the one the Python `kalshi_research` tool writes to
+//! `alerts.json`; fields this product does not know are kept as they are so
+//! that a file survives a round trip through either tool.
+
+use std::fmt;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{Map, Value};
+
+use crate::market::Market;
+use crate::price::{decimal_from_json_number, decimal_to_json_number, parse_decimal};
+
+/// What a condition watches. Unknown stored types are kept, not rejected.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ConditionType {
+    PriceAbove,
+    PriceBelow,
+    PriceCrosses,
+    SpreadAbove,
+    VolumeAbove,
+    /// The midpoint moved by at least the threshold since the previous check.
+    EdgeDetected,
+    /// A type another tool wrote (the Python tool's `sentiment_shift`, say).
+    Unsupported(String),
+}
+
+impl ConditionType {
+    /// The spelling stored in `alerts.json`.
+    pub fn as_str(&self) -> &str {
+        match self {
+            ConditionType::PriceAbove => "price_above",
+            ConditionType::PriceBelow => "price_below",
+            ConditionType::PriceCrosses => "price_crosses",
+            ConditionType::SpreadAbove => "spread_above",
+            ConditionType::VolumeAbove => "volume_above",
+            ConditionType::EdgeDetected => "edge_detected",
+            ConditionType::Unsupported(other) => other,
+        }
+    }
+
+    pub fn parse(text: &str) -> ConditionType {
+        match text {
+            "price_above" => ConditionType::PriceAbove,
+            "price_below" => ConditionType::PriceBelow,
+            "price_crosses" => ConditionType::PriceCrosses,
+            "spread_above" => ConditionType::SpreadAbove,
+            "volume_above" => ConditionType::VolumeAbove,
+            "edge_detected" => ConditionType::EdgeDetected,
+            other => ConditionType::Unsupported(other.to_string()),
+        }
+    }
+
+    /// Whether the threshold is a probability in [0, 1].
+    pub fn threshold_is_probability(&self) -> bool {
+        matches!(
+            self,
+            ConditionType::PriceAbove
+                | ConditionType::PriceBelow
+                | ConditionType::PriceCrosses
+                | ConditionType::EdgeDetected
+        )
+    }
+
+    /// Whether evaluation needs the previous check's market as well.
+    pub fn needs_previous(&self) -> bool {
+        matches!(
+            self,
+            ConditionType::PriceCrosses | ConditionType::EdgeDetected
+        )
+    }
+}
+
+impl fmt::Display for ConditionType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for ConditionType {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for ConditionType {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Ok(ConditionType::parse(&text))
+    }
+}
+
+/// One stored alert condition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Condition {
+    /// A UUID; commands accept any unique prefix of it.
+    pub id: String,
+    pub condition_type: ConditionType,
+    pub ticker: String,
+    /// A probability for price types, cents for spread, contracts for volume.
+    #[serde(with = "threshold_number")]
+    pub threshold: Decimal,
+    #[serde(default)]
+    pub label: String,
+    /// When it was added, as written (Python writes `isoformat()`).
+    #[serde(default)]
+    pub created_at: String,
+    /// When it stops being checked, as written; absent means never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    /// Fields written by other versions or tools, kept on rewrite.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// The outcome of checking one condition against one market.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Evaluation {
+    /// The condition is met; `value` is the measured quantity compared
+    /// against the threshold (midpoint, spread in cents, volume, or move).
+    Fired { value: Decimal },
+    /// The market was read and the condition is not met.
+    NotMet,
+    /// The market lacks what the condition needs (no quote, no volume, no
+    /// previous check yet).
+    NoData,
+}
+
+impl Condition {
+    /// The expiry as a UTC time, if set. A value that cannot be read is an
+    /// error, so that a typo does not silently make a condition eternal.
+    pub fn expiry(&self) -> Result<Option<DateTime<Utc>>, String> {
+        self.expires_at.as_deref().map(parse_timestamp).transpose()
+    }
+
+    /// Whether the condition has expired at `now`.
+    pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
+        matches!(self.expiry(), Ok(Some(at)) if at <= now)
+    }
+
+    /// Checks the condition against the market now and, for crossing and
+    /// move conditions, the same market at the previous check.
+    pub fn evaluate(&self, current: &Market, previous: Option<&Market>) -> Evaluation {
+        let threshold = self.threshold;
+        let fired_if = |met: bool, value: Decimal| {
+            if met {
+                Evaluation::Fired { value }
+            } else {
+                Evaluation::NotMet
+            }
+        };
+
+        match &self.condition_type {
+            ConditionType::PriceAbove => match current.midpoint() {
+                Some(mid) => fired_if(mid > threshold, mid),
+                None => Evaluation::NoData,
+            },
+            ConditionType::PriceBelow => match current.midpoint() {
+                Some(mid) => fired_if(mid < threshold, mid),
+                None => Evaluation::NoData,
+            },
+            ConditionType::SpreadAbove => match current.quote() {
+                Some(quote) => fired_if(quote.spread_cents() > threshold, quote.spread_cents()),
+                None => Evaluation::NoData,
+            },
+            ConditionType::VolumeAbove => match current.volume {
+                Some(volume) => fired_if(volume > threshold, volume),
+                None => Evaluation::NoData,
+            },
+            ConditionType::PriceCrosses => {
+                match (previous.and_then(Market::midpoint), current.midpoint()) {
+                    (Some(before), Some(now)) => {
+                        let upward = before < threshold && now >= threshold;
+                        let downward = before > threshold && now <= threshold;
+                        fired_if(upward || downward, now)
+                    }
+                    _ => Evaluation::NoData,
+                }
+            }
+            ConditionType::EdgeDetected => {
+                match (previous.and_then(Market::midpoint), current.midpoint()) {
+                    (Some(before), Some(now)) => {
+                        let moved = (now - before).abs();
+                        fired_if(moved >= threshold, moved)
+                    }
+                    _ => Evaluation::NoData,
+                }
+            }
+            ConditionType::Unsupported(_) => Evaluation::NoData,
+        }
+    }
+
+    /// A short human reading of the condition: `price > 0.6`, `spread > 5c`.
+    pub fn describe(&self) -> String {
+        describe(&self.condition_type, self.threshold)
+    }
+}
+
+/// Reads a condition type and threshold as a person would say them.
+pub fn describe(kind: &ConditionType, threshold: Decimal) -> String {
+    let t = threshold.normalize();
+    match kind {
+        ConditionType::PriceAbove => format!("price > {t}"),
+        ConditionType::PriceBelow => format!("price < {t}"),
+        ConditionType::PriceCrosses => format!("price crosses {t}"),
+        ConditionType::SpreadAbove => format!("spread > {t}c"),
+        ConditionType::VolumeAbove => format!("volume > {t}"),
+        ConditionType::EdgeDetected => format!("move >= {t}"),
+        ConditionType::Unsupported(other) => format!("{other} {t}"),
+    }
+}
+
+/// Reads an RFC 3339 time, or a naive ISO time taken as UTC (Python's
+/// `datetime.isoformat()` of a naive value has no offset).
+pub fn parse_timestamp(text: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
+        return Ok(at.with_timezone(&Utc));
+    }
+    NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
+        .map(|naive| naive.and_utc())
+        .map_err(|_| format!("{text:?} is not an RFC 3339 time"))
+}
+
+/// Reads an expiry given on the command line: a duration from `now` such as
+/// `2h`, `30m` or `1d 12h`, or an RFC 3339 time.
+pub fn parse_expiry(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+    if let Ok(span) = humantime::parse_duration(text.trim()) {
+        let span = chrono::Duration::from_std(span)
+            .map_err(|_| format!("expiry {text:?} is too far away"))?;
+        if span.is_zero() {
+            return Err(format!("expiry {text:?} is zero; give a positive duration"));
+        }
+        return now
+            .checked_add_signed(span)
+            .ok_or_else(|| format!("expiry {text:?} is too far away"));
+    }
+    let at = DateTime::parse_from_rfc3339(text.trim())
+        .map(|at| at.with_timezone(&Utc))
+        .map_err(|_| {
+            format!("expiry {text:?} is neither a duration (2h, 30m, 1d) nor an RFC 3339 time")
+        })?;
+    if at <= now {
+        return Err(format!("expiry {text:?} is in the past"));
+    }
+    Ok(at)
+}
+
+/// Thresholds are JSON numbers (Python floats); strings are accepted too.
+mod threshold_number {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(value: &Decimal, serializer: S) -> Result<S::Ok, S::Error> {
+        decimal_to_json_number(*value).serialize(serializer)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Decimal, D::Error> {
+        use serde::de::Error;
+
+        match Value::deserialize(deserializer)? {
+            Value::Number(n) => decimal_from_json_number(&n)
+                .ok_or_else(|| D::Error::custom(format!("threshold {n} is out of range"))),
+            Value::String(s) => parse_decimal(&s).map_err(D::Error::custom),
+            other => Err(D::Error::custom(format!(
+                "threshold must be a number, got {other}"
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn d(text: &str) -> Decimal {
+        Decimal::from_str_exact(text).unwrap()
+    }
+
+    fn condition(kind: &str, threshold: &str) -> Condition {
+        serde_json::from_value(json!({
+            "id": "7d1f1f7e-0000-4000-8000-000000000000",
+            "condition_type": kind,
+            "ticker": "T",
+            "threshold": d(threshold).to_string().parse::<f64>().unwrap(),
+            "label": "",
+            "created_at": "2026-01-12T22:08:10.446961+00:00"
+        }))
+        .unwrap()
+    }
+
+    fn quoted(bid: &str, ask: &str) -> Market {
+        Market {
+            ticker: "T".into(),
+            title: String::new(),
+            status: "active".into(),
+            yes_bid: Some(d(bid)),
+            yes_ask: Some(d(ask)),
+            volume: Some(d("100")),
+        }
+    }
+
+    fn unquoted() -> Market {
+        Market {
+            yes_bid: None,
+            yes_ask: None,
+            volume: None,
+            ..quoted("0", "0")
+        }
+    }
+
+    #[test]
+    fn price_above_is_strict_at_the_threshold() {
+        let c = condition("price_above", "0.5");
+        assert_eq!(c.evaluate(&quoted("0.49", "0.51"), None), Evaluation::NotMet);
+        assert_eq!(
+            c.evaluate(&quoted("0.50", "0.51"), None),
+            Evaluation::Fired { value: d("0.505") }
+        );
+    }
+
+    #[test]
+    fn price_below_is_strict_at_the_threshold() {
+        let c = condition("price_below", "0.5");
+        assert_eq!(c.evaluate(&quoted("0.49", "0.51"), None), Evaluation::NotMet);
+        assert_eq!(
+            c.evaluate(&quoted("0.49", "0.50"), None),
+            Evaluation::Fired { value: d("0.495") }
+        );
+    }
+
+    #[test]
+    fn sub_penny_midpoints_compare_exactly() {
+        let c = condition("price_above", "0.455");
+        assert_eq!(c.evaluate(&quoted("0.4540", "0.4560"), None), Evaluation::NotMet);
+        assert_eq!(
+            c.evaluate(&quoted("0.4550", "0.4560"), None),
+            Evaluation::Fired { value: d("0.4555") }
+        );
+    }
+
+    #[test]
+    fn missing_quote_never_fires() {
+        for kind in ["price_above", "price_below", "spread_above", "volume_above"] {
+            let c = condition(kind, "0");
+            assert_eq!(c.evaluate(&unquoted(), None), Evaluation::NoData, "{kind}");
+        }
+        let below = condition("price_below", "0.5");
+        let placeholder = quoted("0", "1");
+        assert_eq!(below.evaluate(&placeholder, None), Evaluation::NoData);
+    }
+
+    #[test]
+    fn spread_is_in_cents_and_strict() {
+        let c = condition("spread_above", "5");
+        assert_eq!(c.evaluate(&quoted("0.40", "0.45"), None), Evaluation::NotMet);
+        assert_eq!(
+            c.evaluate(&quoted("0.40", "0.455"), None),
+            Evaluation::Fired { value: d("5.5") }
+        );
+    }
+
+    #[test]
+    fn volume_above_is_strict() {
+        let c = condition("volume_above", "100");
+        assert_eq!(c.evaluate(&quoted("0.1", "0.2"), None), Evaluation::NotMet);
+        let busy = Market {
+            volume: Some(d("100.01")),
+            ..quoted("0.1", "0.2")
+        };
+        assert_eq!(c.evaluate(&busy, None), Evaluation::Fired { value: d("100.01") });
+    }
+
+    #[test]
+    fn crossing_needs_a_previous_check_and_fires_both_ways() {
+        let c = condition("price_crosses", "0.5");
+        let low = quoted("0.40", "0.44");
+        let at = quoted("0.49", "0.51");
+        let high = quoted("0.55", "0.57");
+
+        assert_eq!(c.evaluate(&at, None), Evaluation::NoData);
+        assert_eq!(c.evaluate(&at, Some(&low)), Evaluation::Fired { value: d("0.5") });
+        assert_eq!(c.evaluate(&at, Some(&high)), Evaluation::Fired { value: d("0.5") });
+        assert_eq!(c.evaluate(&high, Some(&at)), Evaluation::NotMet);
+        assert_eq!(c.evaluate(&low, Some(&low)), Evaluation::NotMet);
+        assert_eq!(c.evaluate(&low, Some(&unquoted())), Evaluation::NoData);
+    }
+
+    #[test]
+    fn move_fires_at_exactly_the_threshold() {
+        let c = condition("edge_detected", "0.05");
+        let before = quoted("0.40", "0.42");
+        assert_eq!(
+            c.evaluate(&quoted("0.45", "0.47"), Some(&before)),
+            Evaluation::Fired { value: d("0.05") }
+        );
+        assert_eq!(
+            c.evaluate(&quoted("0.35", "0.37"), Some(&before)),
+            Evaluation::Fired { value: d("0.05") }
+        );
+        assert_eq!(c.evaluate(&quoted("0.44", "0.46"), Some(&before)), Evaluation::NotMet);
+    }
+
+    #[test]
+    fn unsupported_types_are_kept_and_never_fire() {
+        let c = condition("sentiment_shift", "0.2");
+        assert_eq!(c.condition_type, ConditionType::Unsupported("sentiment_shift".into()));
+        assert_eq!(c.evaluate(&quoted("0.4", "0.6"), None), Evaluation::NoData);
+        let json = serde_json::to_value(&c).unwrap();
+        assert_eq!(json["condition_type"], "sentiment_shift");
+    }
+
+    #[test]
+    fn python_records_round_trip_with_unknown_fields() {
+        let text = r#"{"id":"a","condition_type":"price_above","ticker":"T","threshold":0.6,
+            "label":"price T > 0.6","created_at":"2026-01-12T22:08:10.446961+00:00",
+            "note":"kept"}"#;
+        let c: Condition = serde_json::from_str(text).unwrap();
+        assert_eq!(c.threshold, d("0.6"));
+        let back = serde_json::to_value(&c).unwrap();
+        assert_eq!(back["threshold"], json!(0.6));
+        assert_eq!(back["note"], "kept");
+        assert!(back.get("expires_at").is_none());
+    }
+
+    #[test]
+    fn expiry_accepts_durations_and_times() {
+        let now = parse_timestamp("2026-12-04T12:00:00Z").unwrap();
+        assert_eq!(
+            parse_expiry("2h", now).unwrap(),
+            parse_timestamp("2026-12-04T14:00:00Z").unwrap()
+        );
+        assert_eq!(
+            parse_expiry("2027-01-01T00:00:00+01:00", now).unwrap(),
+            parse_timestamp("2026-12-31T23:00:00Z").unwrap()
+        );
+        assert!(parse_expiry("2020-01-01T00:00:00Z", now).is_err());
+        assert!(parse_expiry("soon", now).is_err());
+        assert!(parse_expiry("0s", now).is_err());
+    }
+
+    #[test]
+    fn naive_python_timestamps_are_utc() {
+        let at = parse_timestamp("2026-01-12T22:08:10.446961").unwrap();
+        assert_eq!(at, parse_timestamp("2026-01-12T22:08:10.446961Z").unwrap());
+    }
+}

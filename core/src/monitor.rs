@@ -1,0 +1,368 @@
+//! The monitor loop: scan, evaluate, dispatch, sleep, until told to stop.
+//!
+//! One cycle scans the market source for the watched tickers, checks every
+//! live condition, and hands each fired alert to every notifier. A condition
+//! fires at most once per run. A failed scan is logged and the next cycle
+//! runs; only a stop signal, a cycle limit or the end of a replay ends a run.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+
+use crate::alert::FiredAlert;
+use crate::condition::{Condition, ConditionType, Evaluation};
+use crate::market::Market;
+use crate::notifier::{FailureKind, Notifier, DELIVERY_TIMEOUT};
+use crate::source::{MarketSource, Scan, SourceError};
+
+/// A notifier instance with the name it is known by in logs.
+pub struct NamedNotifier {
+    pub name: String,
+    pub notifier: Box<dyn Notifier>,
+}
+
+/// What one cycle did.
+#[derive(Debug, Clone)]
+pub struct CycleReport {
+    pub pages: usize,
+    pub markets_read: usize,
+    pub truncated: bool,
+    pub exhausted: bool,
+    /// Alerts fired this cycle, in condition order.
+    pub fired: Vec<FiredAlert>,
+    /// Deliveries that failed for good (after retries).
+    pub failed_deliveries: usize,
+}
+
+/// How a run is paced and when it ends on its own.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The pause between the end of one cycle and the start of the next.
+    pub interval: Duration,
+    /// Stop after this many cycles (`--once` is 1).
+    pub max_cycles: Option<u64>,
+}
+
+/// Why a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    CycleLimit,
+    Signal,
+    ReplayFinished,
+}
+
+/// What a whole run did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunReport {
+    pub cycles: u64,
+    pub failed_cycles: u64,
+    pub alerts_fired: u64,
+    pub stop: StopReason,
+    /// The last scan's error when the last cycle failed.
+    pub last_error: Option<String>,
+}
+
+/// The monitor: conditions, a market source and notifiers.
+pub struct Monitor {
+    source: Box<dyn MarketSource>,
+    conditions: Vec<Condition>,
+    notifiers: Vec<NamedNotifier>,
+    /// The last quoted state of each watched market.
+    previous: HashMap<String, Market>,
+    /// Conditions that fired this run, by id.
+    fired: HashSet<String>,
+    /// Conditions already warned about (unsupported or expired), by id.
+    warned: HashSet<String>,
+}
+
+impl Monitor {
+    pub fn new(
+        source: Box<dyn MarketSource>,
+        conditions: Vec<Condition>,
+        notifiers: Vec<NamedNotifier>,
+    ) -> Monitor {
+        Monitor {
+            source,
+            conditions,
+            notifiers,
+            previous: HashMap::new(),
+            fired: HashSet::new(),
+            warned: HashSet::new(),
+        }
+    }
+
+    pub fn conditions(&self) -> &[Condition] {
+        &self.conditions
+    }
+
+    /// The tickers any condition watches.
+    pub fn watched(&self) -> HashSet<String> {
+        self.conditions.iter().map(|c| c.ticker.clone()).collect()
+    }
+
+    /// Runs one cycle: scan, evaluate, dispatch.
+    pub async fn run_cycle(&mut self) -> Result<CycleReport, SourceError> {
+        let scan = self.source.scan(&self.watched()).await?;
+        Ok(self.evaluate_and_dispatch(scan).await)
+    }
+
+    /// Runs cycles until `shutdown` completes, the cycle limit is reached,
+    /// or a replay runs out. A stop signal never interrupts a dispatch: the
+    /// alerts of the cycle under way are delivered first.
+    pub async fn run(
+        &mut self,
+        options: &RunOptions,
+        shutdown: impl Future<Output = ()>,
+    ) -> RunReport {
+        tokio::pin!(shutdown);
+        let mut report = RunReport {
+            cycles: 0,
+            failed_cycles: 0,
+            alerts_fired: 0,
+            stop: StopReason::CycleLimit,
+            last_error: None,
+        };
+
+        loop {
+            let started = Instant::now();
+            let watched = self.watched();
+            let scanned = tokio::select! {
+                biased;
+                _ = &mut shutdown => {
+                    report.stop = StopReason::Signal;
+                    return report;
+                }
+                scanned = self.source.scan(&watched) => scanned,
+            };
+            report.cycles += 1;
+
+            match scanned {
+                Ok(scan) => {
+                    let cycle = self.evaluate_and_dispatch(scan).await;
+                    report.alerts_fired += cycle.fired.len() as u64;
+                    report.last_error = None;
+                    log_cycle(report.cycles, &cycle, started.elapsed());
+                    if cycle.exhausted {
+                        report.stop = StopReason::ReplayFinished;
+                        return report;
+                    }
+                }
+                Err(e) => {
+                    report.failed_cycles += 1;
+                    tracing::error!(cycle = report.cycles, error = %e, "market scan failed; the next cycle will try again");
+                    report.last_error = Some(e.to_string());
+                }
+            }
+
+            if options.max_cycles.is_some_and(|max| report.cycles >= max) {
+                report.stop = StopReason::CycleLimit;
+                return report;
+            }
+            tokio::select! {
+                biased;
+                _ = &mut shutdown => {
+                    report.stop = StopReason::Signal;
+                    return report;
+                }
+                _ = tokio::time::sleep(options.interval) => {}
+            }
+        }
+    }
+
+    async fn evaluate_and_dispatch(&mut self, scan: Scan) -> CycleReport {
+        let fired = self.evaluate(&scan);
+        let mut failed_deliveries = 0;
+        for alert in &fired {
+            failed_deliveries += self.dispatch(alert).await;
+        }
+        for (ticker, market) in scan.markets {
+            if market.midpoint().is_some() {
+                self.previous.insert(ticker, market);
+            }
+        }
+        if scan.truncated {
+            tracing::warn!(
+                pages = scan.pages,
+                markets = scan.markets_read,
+                "scan truncated by --max-pages after {} page(s) and {} market(s); \
+                 watched markets beyond them were not checked",
+                scan.pages,
+                scan.markets_read
+            );
+        }
+        CycleReport {
+            pages: scan.pages,
+            markets_read: scan.markets_read,
+            truncated: scan.truncated,
+            exhausted: scan.exhausted,
+            fired,
+            failed_deliveries,
+        }
+    }
+
+    fn evaluate(&mut self, scan: &Scan) -> Vec<FiredAlert> {
+        let now = Utc::now();
+        let mut fired = Vec::new();
+
+        for condition in &self.conditions {
+            if self.fired.contains(&condition.id) {
+                continue;
+            }
+            if let ConditionType::Unsupported(kind) = &condition.condition_type {
+                if self.warned.insert(condition.id.clone()) {
+                    tracing::warn!(id = %condition.id, kind = %kind, "condition type is not evaluated by this tool; skipped");
+                }
+                continue;
+            }
+            if condition.is_expired(now) {
+                if self.warned.insert(condition.id.clone()) {
+                    tracing::info!(id = %condition.id, ticker = %condition.ticker, "condition expired; no longer checked");
+                }
+                continue;
+            }
+            let Some(market) = scan.markets.get(&condition.ticker) else {
+                tracing::debug!(ticker = %condition.ticker, "watched market not listed this cycle");
+                continue;
+            };
+            let previous = self.previous.get(&condition.ticker);
+            if let Evaluation::Fired { value } = condition.evaluate(market, previous) {
+                fired.push(FiredAlert::new(condition, market, value, now));
+            }
+        }
+
+        for alert in &fired {
+            self.fired.insert(alert.condition_id.clone());
+        }
+        fired
+    }
+
+    /// Delivers one alert to every notifier; returns how many failed.
+    async fn dispatch(&self, alert: &FiredAlert) -> usize {
+        let mut failed = 0;
+        for named in &self.notifiers {
+            if let Err(e) = deliver(named, alert).await {
+                failed += 1;
+                tracing::error!(notifier = %named.name, alert = %alert.id, ticker = %alert.ticker, error = %e, "alert not delivered");
+            }
+        }
+        failed
+    }
+}
+
+/// Retry delays for a delivery that failed in a way that may pass.
+const DELIVERY_RETRIES: [Duration; 2] = [Duration::from_millis(250), Duration::from_secs(1)];
+
+async fn deliver(named: &NamedNotifier, alert: &FiredAlert) -> Result<(), String> {
+    let mut retries = DELIVERY_RETRIES.iter();
+    loop {
+        let outcome = tokio::time::timeout(DELIVERY_TIMEOUT, named.notifier.notify(alert)).await;
+        let (retryable, message) = match outcome {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(e)) => (e.kind == FailureKind::Retryable, e.message),
+            Err(_) => (true, format!("timed out after {}s", DELIVERY_TIMEOUT.as_secs())),
+        };
+        match retries.next() {
+            Some(wait) if retryable => {
+                tracing::warn!(notifier = %named.name, error = %message, "delivery failed; retrying");
+                tokio::time::sleep(*wait).await;
+            }
+            _ => return Err(message),
+        }
+    }
+}
+
+fn log_cycle(number: u64, cycle: &CycleReport, took: Duration) {
+    tracing::info!(
+        cycle = number,
+        pages = cycle.pages,
+        markets = cycle.markets_read,
+        fired = cycle.fired.len(),
+        took_ms = took.as_millis() as u64,
+        "cycle complete"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use async_trait::async_trait;
+    use serde_json::json;
+
+    use super::*;
+    use crate::notifier::NotifyError;
+
+    /// Serves scripted frames of market records, one per scan.
+    struct Frames(Vec<Vec<serde_json::Value>>, usize);
+
+    #[async_trait]
+    impl MarketSource for Frames {
+        async fn scan(&mut self, watched: &HashSet<String>) -> Result<Scan, SourceError> {
+            let index = self.1.min(self.0.len() - 1);
+            self.1 += 1;
+            let mut scan = Scan::default();
+            scan.absorb_page(&self.0[index], watched);
+            Ok(scan)
+        }
+
+        fn describe(&self) -> String {
+            "frames".into()
+        }
+    }
+
+    #[derive(Clone, Default)]
+    struct Collect(Arc<Mutex<Vec<FiredAlert>>>);
+
+    #[async_trait]
+    impl Notifier for Collect {
+        async fn notify(&self, alert: &FiredAlert) -> Result<(), NotifyError> {
+            self.0.lock().unwrap().push(alert.clone());
+            Ok(())
+        }
+    }
+
+    fn condition(id: &str, kind: &str, threshold: f64) -> Condition {
+        serde_json::from_value(json!({
+            "id": id, "condition_type": kind, "ticker": "T", "threshold": threshold,
+            "label": "", "created_at": ""
+        }))
+        .unwrap()
+    }
+
+    fn market(bid: i64, ask: i64) -> serde_json::Value {
+        json!({"ticker": "T", "status": "active", "yes_bid": bid, "yes_ask": ask, "volume": 5})
+    }
+
+    #[tokio::test]
+    async fn crossing_fires_on_the_second_cycle_and_only_once() {
+        let sink = Collect::default();
+        let frames = Frames(vec![vec![market(40, 44)], vec![market(50, 54)], vec![market(40, 44)]], 0);
+        let mut monitor = Monitor::new(
+            Box::new(frames),
+            vec![condition("c1", "price_crosses", 0.5), condition("c2", "edge_detected", 0.1)],
+            vec![NamedNotifier { name: "collect".into(), notifier: Box::new(sink.clone()) }],
+        );
+
+        assert!(monitor.run_cycle().await.unwrap().fired.is_empty());
+        let second = monitor.run_cycle().await.unwrap();
+        let kinds: Vec<_> = second.fired.iter().map(|a| a.condition_id.as_str()).collect();
+        assert_eq!(kinds, ["c1", "c2"]);
+        assert!(monitor.run_cycle().await.unwrap().fired.is_empty());
+        assert_eq!(sink.0.lock().unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn run_stops_at_the_cycle_limit_and_on_signal() {
+        let frames = Frames(vec![vec![market(40, 44)]], 0);
+        let mut monitor = Monitor::new(Box::new(frames), vec![condition("c", "price_above", 0.1)], vec![]);
+        let options = RunOptions { interval: Duration::ZERO, max_cycles: Some(3) };
+        let report = monitor.run(&options, std::future::pending()).await;
+        assert_eq!((report.cycles, report.alerts_fired, report.stop), (3, 1, StopReason::CycleLimit));
+
+        let forever = RunOptions { interval: Duration::from_secs(3600), max_cycles: None };
+        let report = monitor.run(&forever, tokio::time::sleep(Duration::from_millis(50))).await;
+        assert_eq!(report.stop, StopReason::Signal);
+    }
+}

@@ -1,0 +1,268 @@
+//! The notifier plugin interface and its registry.
+//!
+//! A notifier kind registers a [`NotifierPlugin`] with `inventory::submit!`:
+//! its name, a one-line description, a description of each setting, and a
+//! constructor. Listing, validation and docs all read that one description;
+//! the core never names a concrete notifier.
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+
+use crate::alert::FiredAlert;
+
+/// Something that delivers fired alerts somewhere.
+#[async_trait]
+pub trait Notifier: Send + Sync {
+    /// Delivers one alert. The caller owns retries and timeouts: a notifier
+    /// makes one attempt and says whether another could succeed.
+    async fn notify(&self, alert: &FiredAlert) -> Result<(), NotifyError>;
+}
+
+/// Whether a failed delivery is worth trying again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// A timeout, a refused connection, a 5xx or 429: may succeed later.
+    Retryable,
+    /// A bad address, a 4xx, a full disk: will fail the same way again.
+    Permanent,
+}
+
+/// A failed delivery.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct NotifyError {
+    pub kind: FailureKind,
+    pub message: String,
+}
+
+impl NotifyError {
+    pub fn retryable(message: impl Into<String>) -> NotifyError {
+        NotifyError {
+            kind: FailureKind::Retryable,
+            message: message.into(),
+        }
+    }
+
+    pub fn permanent(message: impl Into<String>) -> NotifyError {
+        NotifyError {
+            kind: FailureKind::Permanent,
+            message: message.into(),
+        }
+    }
+}
+
+/// The type a setting's value must have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettingKind {
+    String,
+    Path,
+    Url,
+    Bool,
+    Integer,
+}
+
+impl fmt::Display for SettingKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SettingKind::String => "string",
+            SettingKind::Path => "path",
+            SettingKind::Url => "URL",
+            SettingKind::Bool => "boolean",
+            SettingKind::Integer => "integer",
+        })
+    }
+}
+
+/// One setting a notifier kind accepts.
+#[derive(Debug, Clone, Copy)]
+pub struct SettingSpec {
+    pub name: &'static str,
+    pub kind: SettingKind,
+    /// The value used when the setting is absent; `None` with `required`
+    /// false means "off".
+    pub default: Option<&'static str>,
+    pub required: bool,
+    /// Masked (`****`) wherever settings are shown.
+    pub secret: bool,
+    pub help: &'static str,
+}
+
+/// A notifier instance's settings, as given in configuration.
+pub type Settings = Map<String, Value>;
+
+/// Why settings were refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("notifier {notifier}: setting {key}: {problem}")]
+pub struct SettingsError {
+    pub notifier: String,
+    pub key: String,
+    pub problem: String,
+}
+
+/// A registered notifier kind.
+pub struct NotifierPlugin {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub settings: &'static [SettingSpec],
+    /// Builds an instance from settings already checked by [`validate_settings`].
+    pub build: fn(&Settings) -> Result<Box<dyn Notifier>, SettingsError>,
+}
+
+inventory::collect!(NotifierPlugin);
+
+/// Every notifier kind linked into this program, sorted by name.
+pub fn notifier_plugins() -> Vec<&'static NotifierPlugin> {
+    let mut all: Vec<_> = inventory::iter::<NotifierPlugin>.into_iter().collect();
+    all.sort_by_key(|p| p.name);
+    all
+}
+
+/// The notifier kind registered under `name`.
+pub fn find_notifier(name: &str) -> Option<&'static NotifierPlugin> {
+    inventory::iter::<NotifierPlugin>
+        .into_iter()
+        .find(|p| p.name == name)
+}
+
+impl NotifierPlugin {
+    /// Checks `settings` against this kind's description, then builds.
+    pub fn instantiate(&self, settings: &Settings) -> Result<Box<dyn Notifier>, SettingsError> {
+        validate_settings(self, settings)?;
+        (self.build)(settings)
+    }
+}
+
+/// Refuses unknown keys, missing required settings and values of the
+/// wrong type, naming the key and what was expected.
+pub fn validate_settings(plugin: &NotifierPlugin, settings: &Settings) -> Result<(), SettingsError> {
+    let fail = |key: &str, problem: String| SettingsError {
+        notifier: plugin.name.to_string(),
+        key: key.to_string(),
+        problem,
+    };
+
+    for key in settings.keys() {
+        if !plugin.settings.iter().any(|s| s.name == key) {
+            let known: Vec<_> = plugin.settings.iter().map(|s| s.name).collect();
+            let expected = if known.is_empty() {
+                "this notifier takes no settings".to_string()
+            } else {
+                format!("expected one of: {}", known.join(", "))
+            };
+            return Err(fail(key, format!("unknown setting; {expected}")));
+        }
+    }
+
+    for spec in plugin.settings {
+        match settings.get(spec.name) {
+            None | Some(Value::Null) if spec.required => {
+                return Err(fail(spec.name, format!("missing; {}", spec.help)))
+            }
+            None | Some(Value::Null) => {}
+            Some(value) => check_kind(spec, value).map_err(|p| fail(spec.name, p))?,
+        }
+    }
+    Ok(())
+}
+
+fn check_kind(spec: &SettingSpec, value: &Value) -> Result<(), String> {
+    let ok = match spec.kind {
+        SettingKind::String | SettingKind::Path => value.as_str().is_some_and(|s| !s.is_empty()),
+        SettingKind::Url => value
+            .as_str()
+            .is_some_and(|s| s.starts_with("http://") || s.starts_with("https://")),
+        SettingKind::Bool => value.is_boolean(),
+        SettingKind::Integer => value.is_i64() || value.is_u64(),
+    };
+    if ok {
+        return Ok(());
+    }
+    let shown = if spec.secret {
+        "****".to_string()
+    } else {
+        value.to_string()
+    };
+    Err(format!("expected a non-empty {}, got {shown}", spec.kind))
+}
+
+/// How long one delivery may take before it counts as a retryable failure.
+pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(15);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Nothing;
+
+    #[async_trait]
+    impl Notifier for Nothing {
+        async fn notify(&self, _: &FiredAlert) -> Result<(), NotifyError> {
+            Ok(())
+        }
+    }
+
+    const SETTINGS: &[SettingSpec] = &[
+        SettingSpec {
+            name: "path",
+            kind: SettingKind::Path,
+            default: None,
+            required: true,
+            secret: false,
+            help: "where to write",
+        },
+        SettingSpec {
+            name: "token",
+            kind: SettingKind::String,
+            default: None,
+            required: false,
+            secret: true,
+            help: "a secret",
+        },
+    ];
+
+    fn plugin() -> NotifierPlugin {
+        NotifierPlugin {
+            name: "probe",
+            description: "test",
+            settings: SETTINGS,
+            build: |_| Ok(Box::new(Nothing)),
+        }
+    }
+
+    fn settings(json: Value) -> Settings {
+        json.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn valid_settings_build() {
+        let s = settings(serde_json::json!({"path": "out.jsonl"}));
+        assert!(plugin().instantiate(&s).is_ok());
+    }
+
+    #[test]
+    fn unknown_missing_and_mistyped_settings_name_the_key() {
+        let unknown = validate_settings(&plugin(), &settings(serde_json::json!({"path": "x", "colour": 1})));
+        assert_eq!(unknown.unwrap_err().key, "colour");
+
+        let missing = validate_settings(&plugin(), &Settings::new()).unwrap_err();
+        assert_eq!(missing.key, "path");
+        assert!(missing.to_string().contains("missing"));
+
+        let wrong = validate_settings(&plugin(), &settings(serde_json::json!({"path": 5})));
+        assert!(wrong.unwrap_err().to_string().contains("expected a non-empty path, got 5"));
+    }
+
+    #[test]
+    fn mistyped_secret_is_masked_in_the_error() {
+        let err = validate_settings(
+            &plugin(),
+            &settings(serde_json::json!({"path": "x", "token": 12345})),
+        )
+        .unwrap_err();
+        assert!(!err.to_string().contains("12345"));
+        assert!(err.to_string().contains("****"));
+    }
+}

@@ -1,0 +1,388 @@
+//! The Kalshi market client: `GET /markets`, page by page.
+//!
+//! Requests are paced to stay under the basic read limit on their own. A
+//! 429, a 5xx, a timeout or a dropped connection is retried with exponential
+//! backoff and jitter, honouring `Retry-After`; other refusals end the scan.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use rand::Rng;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use super::{MarketSource, Scan, SourceError};
+
+/// Which Kalshi exchange to talk to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Environment {
+    #[default]
+    Prod,
+    Demo,
+}
+
+impl Environment {
+    /// The public API's base URL of this environment.
+    pub fn base_url(self) -> &'static str {
+        match self {
+            Environment::Prod => "https://api.elections.kalshi.com/trade-api/v2",
+            Environment::Demo => "https://demo-api.kalshi.co/trade-api/v2",
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Environment::Prod => "prod",
+            Environment::Demo => "demo",
+        }
+    }
+}
+
+impl fmt::Display for Environment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Environment {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "prod" | "production" => Ok(Environment::Prod),
+            "demo" => Ok(Environment::Demo),
+            other => Err(format!("unknown environment {other:?}; expected prod or demo")),
+        }
+    }
+}
+
+/// When and how often a failed request is tried again.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Attempts per request, the first included.
+    pub max_attempts: u32,
+    /// The backoff before the second attempt; it doubles after each.
+    pub base_delay: Duration,
+    /// No backoff is longer than this.
+    pub max_delay: Duration,
+    /// A `Retry-After` longer than this is cut to it.
+    pub max_retry_after: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 5,
+            base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(30),
+            max_retry_after: Duration::from_secs(120),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The jittered backoff after `failures` failed attempts: a random
+    /// duration in the upper half of the exponential step, so clients that
+    /// failed together do not retry together.
+    pub fn backoff(&self, failures: u32) -> Duration {
+        let step = self
+            .base_delay
+            .saturating_mul(2u32.saturating_pow(failures.saturating_sub(1)))
+            .min(self.max_delay);
+        let half = step / 2;
+        half + rand::rng().random_range(Duration::ZERO..=half)
+    }
+}
+
+/// How the client talks to the API.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// e.g. `https://api.elections.kalshi.com/trade-api/v2`, no trailing slash.
+    pub base_url: String,
+    /// Stop after this many pages and report the scan as truncated.
+    pub max_pages: Option<usize>,
+    /// Markets per page, 1..=1000.
+    pub page_limit: u32,
+    /// One request's time limit, connection included.
+    pub timeout: Duration,
+    /// At most this many requests per second, retries included.
+    pub requests_per_second: u32,
+    pub retry: RetryPolicy,
+}
+
+impl ClientConfig {
+    pub fn new(base_url: impl Into<String>) -> ClientConfig {
+        ClientConfig {
+            base_url: base_url.into().trim_end_matches('/').to_string(),
+            max_pages: None,
+            page_limit: 1000,
+            timeout: Duration::from_secs(30),
+            requests_per_second: 20,
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// Reads open markets from Kalshi's public REST API.
+pub struct KalshiClient {
+    http: reqwest::Client,
+    config: ClientConfig,
+    next_request: Instant,
+}
+
+/// One failed attempt, and whether another could succeed.
+struct AttemptError {
+    retryable: bool,
+    retry_after: Option<Duration>,
+    error: SourceError,
+}
+
+impl KalshiClient {
+    pub fn new(config: ClientConfig) -> Result<KalshiClient, SourceError> {
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!("kalshi-alerts/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| SourceError::Other(format!("cannot build HTTP client: {e}")))?;
+        Ok(KalshiClient {
+            http,
+            config,
+            next_request: Instant::now(),
+        })
+    }
+
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    /// Fetches one page, retrying what can succeed later.
+    async fn page(&mut self, cursor: Option<&str>, number: usize) -> Result<Value, SourceError> {
+        let mut url = format!(
+            "{}/markets?status=open&limit={}",
+            self.config.base_url, self.config.page_limit
+        );
+        if let Some(cursor) = cursor {
+            url.push_str("&cursor=");
+            url.push_str(&encode_query_value(cursor));
+        }
+
+        let mut failures = 0;
+        loop {
+            self.pace().await;
+            match self.attempt(&url, number).await {
+                Ok(page) => return Ok(page),
+                Err(failed) => {
+                    failures += 1;
+                    if !failed.retryable || failures >= self.config.retry.max_attempts {
+                        return Err(match failed.error {
+                            SourceError::Unreachable { url, reason, .. } => {
+                                SourceError::Unreachable {
+                                    url,
+                                    attempts: failures,
+                                    reason,
+                                }
+                            }
+                            other => other,
+                        });
+                    }
+                    let wait = failed
+                        .retry_after
+                        .map(|d| d.min(self.config.retry.max_retry_after))
+                        .unwrap_or_else(|| self.config.retry.backoff(failures));
+                    tracing::warn!(
+                        %url, attempt = failures, wait_ms = wait.as_millis() as u64,
+                        error = %failed.error, "request failed; retrying"
+                    );
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+
+    async fn attempt(&self, url: &str, number: usize) -> Result<Value, AttemptError> {
+        tracing::debug!(%url, page = number, "GET");
+        let unreachable = |e: reqwest::Error| AttemptError {
+            retryable: true,
+            retry_after: None,
+            error: SourceError::Unreachable {
+                url: url.to_string(),
+                attempts: 1,
+                reason: describe_transport_error(&e),
+            },
+        };
+
+        let response = self.http.get(url).send().await.map_err(unreachable)?;
+        let status = response.status();
+        let retry_after = parse_retry_after(response.headers());
+        if !status.is_success() {
+            let body = response.text().await.unwrap_or_default();
+            let retryable = status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
+            return Err(AttemptError {
+                retryable,
+                retry_after,
+                error: SourceError::Refused {
+                    url: url.to_string(),
+                    status: status.as_u16(),
+                    body: snippet(&body),
+                },
+            });
+        }
+
+        let body = response.bytes().await.map_err(unreachable)?;
+        serde_json::from_slice(&body).map_err(|e| AttemptError {
+            retryable: false,
+            retry_after: None,
+            error: SourceError::Malformed {
+                url: url.to_string(),
+                page: number,
+                reason: format!("not valid JSON ({e})"),
+            },
+        })
+    }
+
+    /// Waits for this request's slot so that requests never exceed the
+    /// configured rate, however fast pages come back.
+    async fn pace(&mut self) {
+        let gap = Duration::from_secs(1) / self.config.requests_per_second.max(1);
+        let now = Instant::now();
+        if self.next_request > now {
+            tokio::time::sleep(self.next_request - now).await;
+        }
+        self.next_request = self.next_request.max(now) + gap;
+    }
+}
+
+#[async_trait]
+impl MarketSource for KalshiClient {
+    async fn scan(&mut self, watched: &HashSet<String>) -> Result<Scan, SourceError> {
+        let mut scan = Scan::default();
+        let mut cursor: Option<String> = None;
+
+        loop {
+            if self.config.max_pages.is_some_and(|max| scan.pages >= max) {
+                scan.truncated = true;
+                break;
+            }
+            let number = scan.pages + 1;
+            let page = self.page(cursor.as_deref(), number).await?;
+            let malformed = |reason: &str| SourceError::Malformed {
+                url: format!("{}/markets", self.config.base_url),
+                page: number,
+                reason: reason.to_string(),
+            };
+            let records = page
+                .get("markets")
+                .and_then(Value::as_array)
+                .ok_or_else(|| malformed("no \"markets\" array"))?;
+            scan.absorb_page(records, watched);
+
+            cursor = match page.get("cursor") {
+                Some(Value::String(next)) if !next.is_empty() => Some(next.clone()),
+                None | Some(Value::Null) | Some(Value::String(_)) => break,
+                Some(_) => return Err(malformed("\"cursor\" is not a string")),
+            };
+        }
+        Ok(scan)
+    }
+
+    fn describe(&self) -> String {
+        self.config.base_url.clone()
+    }
+}
+
+/// `Retry-After` as seconds or as an HTTP date.
+fn parse_retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let text = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(text).ok()?;
+    let wait = at.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    Some(wait.to_std().unwrap_or(Duration::ZERO))
+}
+
+fn describe_transport_error(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        return "timed out".to_string();
+    }
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
+}
+
+fn snippet(body: &str) -> String {
+    let flat: String = body.split_whitespace().collect::<Vec<_>>().join(" ");
+    match flat.char_indices().nth(200) {
+        Some((cut, _)) => format!("{}...", &flat[..cut]),
+        None => flat,
+    }
+}
+
+/// Percent-encodes a cursor for a query string. Cursors are base64-like,
+/// but `+`, `/` and `=` must not reach the server as themselves.
+fn encode_query_value(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(byte as char)
+            }
+            other => out.push_str(&format!("%{other:02X}")),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environments_have_the_documented_urls() {
+        assert_eq!(
+            "prod".parse::<Environment>().unwrap().base_url(),
+            "https://api.elections.kalshi.com/trade-api/v2"
+        );
+        assert_eq!(
+            "DEMO".parse::<Environment>().unwrap().base_url(),
+            "https://demo-api.kalshi.co/trade-api/v2"
+        );
+        assert!("staging".parse::<Environment>().is_err());
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let policy = RetryPolicy::default();
+        for failures in 1..10 {
+            let wait = policy.backoff(failures);
+            let step = (policy.base_delay * 2u32.pow(failures - 1)).min(policy.max_delay);
+            assert!(wait >= step / 2 && wait <= step, "{failures}: {wait:?}");
+        }
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("retry-after", "3".parse().unwrap());
+        assert_eq!(parse_retry_after(&headers), Some(Duration::from_secs(3)));
+        headers.insert("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap());
+        assert_eq!(parse_retry_after(&headers), Some(Duration::ZERO));
+        headers.insert("retry-after", "soon".parse().unwrap());
+        assert_eq!(parse_retry_after(&headers), None);
+    }
+
+    #[test]
+    fn cursors_are_encoded() {
+        assert_eq!(encode_query_value("Cg+w/Q=="), "Cg%2Bw%2FQ%3D%3D");
+        assert_eq!(encode_query_value("f1o100"), "f1o100");
+    }
+}

@@ -1,0 +1,92 @@
+//! Market sources: where a monitor cycle gets its markets.
+//!
+//! [`KalshiClient`] reads Kalshi's public REST API; [`ReplaySource`] replays
+//! the recorded data bundled with the program, so the monitor runs with no
+//! network. A scan keeps only the markets the conditions watch, so memory
+//! stays flat however many markets the exchange lists.
+
+mod kalshi;
+mod replay;
+
+use std::collections::{HashMap, HashSet};
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use crate::market::Market;
+
+pub use kalshi::{ClientConfig, Environment, KalshiClient, RetryPolicy};
+pub use replay::ReplaySource;
+
+/// What one cycle's scan found.
+#[derive(Debug, Clone, Default)]
+pub struct Scan {
+    /// The watched markets that were listed, by ticker.
+    pub markets: HashMap<String, Market>,
+    /// Pages read.
+    pub pages: usize,
+    /// Market records read, watched or not.
+    pub markets_read: usize,
+    /// Records skipped because they could not be read.
+    pub skipped: usize,
+    /// The scan stopped at the page limit before the last page.
+    pub truncated: bool,
+    /// A replay has served its last frame; later scans repeat it.
+    pub exhausted: bool,
+}
+
+impl Scan {
+    /// Reads one page's market records into the scan, skipping (with a
+    /// warning naming the ticker) any record that cannot be read.
+    pub fn absorb_page(&mut self, records: &[Value], watched: &HashSet<String>) {
+        self.pages += 1;
+        for record in records {
+            self.markets_read += 1;
+            match Market::from_json(record) {
+                Ok(market) if watched.contains(&market.ticker) => {
+                    self.markets.insert(market.ticker.clone(), market);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    self.skipped += 1;
+                    tracing::warn!(ticker = %e.ticker, reason = %e.reason, "skipped malformed market");
+                }
+            }
+        }
+    }
+}
+
+/// Why a scan failed. The monitor logs it and tries again next cycle.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("GET {url} failed after {attempts} attempt(s): {reason}")]
+    Unreachable {
+        url: String,
+        attempts: u32,
+        reason: String,
+    },
+    #[error("GET {url} was refused with HTTP {status}: {body}")]
+    Refused {
+        url: String,
+        status: u16,
+        body: String,
+    },
+    #[error("page {page} of GET {url} is malformed: {reason}")]
+    Malformed {
+        url: String,
+        page: usize,
+        reason: String,
+    },
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Somewhere markets come from.
+#[async_trait]
+pub trait MarketSource: Send {
+    /// Scans the markets once, keeping those whose ticker is in `watched`.
+    async fn scan(&mut self, watched: &HashSet<String>) -> Result<Scan, SourceError>;
+
+    /// A short description for logs: the base URL, or "recorded data".
+    fn describe(&self) -> String;
+}

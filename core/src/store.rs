@@ -1,0 +1,341 @@
+//! The alert store: `alerts.json` in the data directory.
+//!
+//! Every change is a locked read-modify-write: an advisory lock on a sidecar
+//! file serialises writers (two `alerts add` at once both land), and the new
+//! content goes to a temporary file that is synced and renamed over the old
+//! one, so a crash leaves either the old file or the new one, never half.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::condition::Condition;
+
+/// The whole content of `alerts.json`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AlertsFile {
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+    /// Top-level keys written by other tools, kept on rewrite.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// Why the store could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "alerts file {path} is not valid JSON (line {line}, column {column}): {reason}; \
+         fix or move it, it was left unchanged"
+    )]
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        reason: String,
+    },
+    #[error(
+        "alerts file {path} does not hold alert conditions (line {line}, column {column}): \
+         {reason}; fix or move it, it was left unchanged"
+    )]
+    Shape {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        reason: String,
+    },
+    #[error("alerts file {path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+}
+
+/// Why an id prefix did not pick exactly one condition.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LookupError {
+    #[error("no alert condition has an id starting with {0:?}")]
+    NotFound(String),
+    #[error("id prefix {prefix:?} matches {} conditions ({}); give more characters",
+        .matches.len(), .matches.join(", "))]
+    Ambiguous { prefix: String, matches: Vec<String> },
+}
+
+impl AlertsFile {
+    /// The index of the one condition whose id starts with `prefix`.
+    pub fn find(&self, prefix: &str) -> Result<usize, LookupError> {
+        let prefix = prefix.trim();
+        if prefix.is_empty() {
+            return Err(LookupError::NotFound(prefix.to_string()));
+        }
+        if let Some(exact) = self.conditions.iter().position(|c| c.id == prefix) {
+            return Ok(exact);
+        }
+        let matches: Vec<usize> = self
+            .conditions
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.id.starts_with(prefix))
+            .map(|(i, _)| i)
+            .collect();
+        match matches.as_slice() {
+            [] => Err(LookupError::NotFound(prefix.to_string())),
+            [one] => Ok(*one),
+            many => Err(LookupError::Ambiguous {
+                prefix: prefix.to_string(),
+                matches: many.iter().map(|&i| self.conditions[i].id.clone()).collect(),
+            }),
+        }
+    }
+}
+
+/// `alerts.json` in one data directory.
+#[derive(Debug, Clone)]
+pub struct AlertStore {
+    path: PathBuf,
+}
+
+impl AlertStore {
+    /// The store of `data_dir` (the file need not exist yet).
+    pub fn in_dir(data_dir: &Path) -> AlertStore {
+        AlertStore {
+            path: data_dir.join("alerts.json"),
+        }
+    }
+
+    /// A store at an explicit path.
+    pub fn at(path: PathBuf) -> AlertStore {
+        AlertStore { path }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Reads the file; a missing file is an empty store.
+    pub fn load(&self) -> Result<AlertsFile, StoreError> {
+        let text = match fs::read_to_string(&self.path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(AlertsFile::default()),
+            Err(e) => return Err(self.io_error(e)),
+        };
+        if text.trim().is_empty() {
+            return Ok(AlertsFile::default());
+        }
+        serde_json::from_str(&text).map_err(|e| self.parse_error(e))
+    }
+
+    /// Loads, applies `change`, and writes the result back atomically, all
+    /// under the store's lock. When `change` fails nothing is written.
+    pub fn update<T, E>(
+        &self,
+        change: impl FnOnce(&mut AlertsFile) -> Result<T, E>,
+    ) -> Result<Result<T, E>, StoreError> {
+        let _lock = self.lock()?;
+        let mut file = self.load()?;
+        let outcome = change(&mut file);
+        if outcome.is_ok() {
+            self.write(&file)?;
+        }
+        Ok(outcome)
+    }
+
+    fn lock(&self) -> Result<File, StoreError> {
+        let dir = self.dir();
+        fs::create_dir_all(dir).map_err(|e| self.io_error(e))?;
+        let lock_path = dir.join(".alerts.lock");
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| self.io_error(e))?;
+        lock.lock().map_err(|e| self.io_error(e))?;
+        Ok(lock)
+    }
+
+    fn write(&self, content: &AlertsFile) -> Result<(), StoreError> {
+        let mut text = serde_json::to_string_pretty(content).expect("alerts serialise to JSON");
+        text.push('\n');
+        write_atomically(&self.path, text.as_bytes()).map_err(|e| self.io_error(e))
+    }
+
+    fn dir(&self) -> &Path {
+        match self.path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        }
+    }
+
+    fn io_error(&self, source: io::Error) -> StoreError {
+        StoreError::Io {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn parse_error(&self, e: serde_json::Error) -> StoreError {
+        let (path, line, column, reason) =
+            (self.path.clone(), e.line(), e.column(), strip_position(&e));
+        match e.classify() {
+            serde_json::error::Category::Data => StoreError::Shape {
+                path,
+                line,
+                column,
+                reason,
+            },
+            _ => StoreError::Syntax {
+                path,
+                line,
+                column,
+                reason,
+            },
+        }
+    }
+}
+
+/// serde_json appends " at line L column C"; the message says it already.
+fn strip_position(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" at line ") {
+        Some(cut) => text[..cut].to_string(),
+        None => text,
+    }
+}
+
+/// Replaces `path` with `bytes`: temp file beside it, fsync, rename, fsync dir.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
+    let temp = dir.join(format!(
+        ".{}.{}.tmp",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+
+    let result = (|| {
+        let mut file = File::create(&temp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&temp, path)?;
+        if let Ok(dir) = File::open(&dir) {
+            let _ = dir.sync_all();
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&temp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(id: &str) -> Condition {
+        serde_json::from_value(serde_json::json!({
+            "id": id, "condition_type": "price_above", "ticker": "T",
+            "threshold": 0.5, "label": "", "created_at": ""
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn missing_file_is_an_empty_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = AlertStore::in_dir(dir.path());
+        assert!(store.load().unwrap().conditions.is_empty());
+    }
+
+    #[test]
+    fn update_writes_and_keeps_unknown_top_level_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("alerts.json");
+        fs::write(&path, r#"{"conditions": [], "version": 3}"#).unwrap();
+        let store = AlertStore::in_dir(dir.path());
+
+        store
+            .update(|f| {
+                f.conditions.push(sample("abc"));
+                Ok::<_, ()>(())
+            })
+            .unwrap()
+            .unwrap();
+
+        let back: Value = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(back["version"], 3);
+        assert_eq!(back["conditions"][0]["id"], "abc");
+    }
+
+    #[test]
+    fn failed_change_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = AlertStore::in_dir(dir.path());
+        let outcome = store
+            .update(|f| {
+                f.conditions.push(sample("abc"));
+                Err::<(), _>("refused")
+            })
+            .unwrap();
+        assert_eq!(outcome, Err("refused"));
+        assert!(!store.path().exists());
+    }
+
+    #[test]
+    fn invalid_json_names_path_and_position_and_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("alerts.json");
+        let broken = "{\n  \"conditions\": [\n    {,\n";
+        fs::write(&path, broken).unwrap();
+        let store = AlertStore::in_dir(dir.path());
+
+        let err = store.update(|_| Ok::<_, ()>(())).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("alerts.json is not valid JSON (line 3, column 6)"), "{text}");
+        assert!(text.ends_with("it was left unchanged"), "{text}");
+        assert_eq!(fs::read_to_string(&path).unwrap(), broken);
+    }
+
+    #[test]
+    fn prefix_lookup_distinguishes_missing_and_ambiguous() {
+        let file = AlertsFile {
+            conditions: vec![sample("abc1"), sample("abc2"), sample("def")],
+            extra: Map::new(),
+        };
+        assert_eq!(file.find("d"), Ok(2));
+        assert_eq!(file.find("abc2"), Ok(1));
+        assert!(matches!(file.find("abc"), Err(LookupError::Ambiguous { .. })));
+        assert_eq!(file.find("zz"), Err(LookupError::NotFound("zz".into())));
+        assert_eq!(file.find(""), Err(LookupError::NotFound("".into())));
+    }
+
+    #[test]
+    fn concurrent_updates_lose_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let threads: Vec<_> = (0..8)
+            .map(|i| {
+                let store = AlertStore::in_dir(dir.path());
+                std::thread::spawn(move || {
+                    store
+                        .update(|f| {
+                            f.conditions.push(sample(&format!("id{i}")));
+                            Ok::<_, ()>(())
+                        })
+                        .unwrap()
+                        .unwrap()
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let file = AlertStore::in_dir(dir.path()).load().unwrap();
+        assert_eq!(file.conditions.len(), 8);
+    }
+}
