@@ -1,1 +1,56 @@
-fn main() {}
+//! `kalshi`: manage alert conditions on Kalshi markets and run the monitor.
+//!
+//! This file parses arguments, sets up logging, runs one command and turns
+//! its error, if any, into one message on stderr and an exit code.
+
+mod args;
+mod commands;
+mod error;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use args::{AlertsCommand, Cli, Command};
+use error::CliResult;
+
+fn main() -> ExitCode {
+    kalshi_alerts_plugins::link();
+    let cli = Cli::parse();
+    init_logging();
+
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {}", e.message);
+            ExitCode::from(e.code)
+        }
+    }
+}
+
+fn run(cli: Cli) -> CliResult<ExitCode> {
+    let context = commands::Context::new(&cli)?;
+    let Command::Alerts(command) = cli.command;
+    match command {
+        AlertsCommand::Add(args) => commands::add::run(&context, args),
+        AlertsCommand::List { json } => commands::list::run(&context, json),
+        AlertsCommand::Remove { id_prefix } => commands::remove::run(&context, &id_prefix),
+        AlertsCommand::Monitor(args) => commands::monitor::run(&context, args),
+        AlertsCommand::TrimLog(args) => commands::trim_log::run(&context, args),
+        AlertsCommand::Status => commands::control::status(&context),
+        AlertsCommand::Stop { timeout } => commands::control::stop(&context, timeout),
+    }
+}
+
+/// Logs go to stderr, filtered by `KALSHI_LOG` (default `info`), so that
+/// stdout carries only what a command prints for its user.
+fn init_logging() {
+    let filter = EnvFilter::try_from_env("KALSHI_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}

@@ -87,7 +87,8 @@ impl FiredAlert {
 
     /// The time as written in records: RFC 3339 in UTC with `+00:00`.
     pub fn triggered_at_text(&self) -> String {
-        self.triggered_at.to_rfc3339_opts(SecondsFormat::Micros, false)
+        self.triggered_at
+            .to_rfc3339_opts(SecondsFormat::Micros, false)
     }
 }
 

@@ -315,7 +315,10 @@ mod tests {
     #[test]
     fn price_above_is_strict_at_the_threshold() {
         let c = condition("price_above", "0.5");
-        assert_eq!(c.evaluate(&quoted("0.49", "0.51"), None), Evaluation::NotMet);
+        assert_eq!(
+            c.evaluate(&quoted("0.49", "0.51"), None),
+            Evaluation::NotMet
+        );
         assert_eq!(
             c.evaluate(&quoted("0.50", "0.51"), None),
             Evaluation::Fired { value: d("0.505") }
@@ -325,7 +328,10 @@ mod tests {
     #[test]
     fn price_below_is_strict_at_the_threshold() {
         let c = condition("price_below", "0.5");
-        assert_eq!(c.evaluate(&quoted("0.49", "0.51"), None), Evaluation::NotMet);
+        assert_eq!(
+            c.evaluate(&quoted("0.49", "0.51"), None),
+            Evaluation::NotMet
+        );
         assert_eq!(
             c.evaluate(&quoted("0.49", "0.50"), None),
             Evaluation::Fired { value: d("0.495") }
@@ -335,7 +341,10 @@ mod tests {
     #[test]
     fn sub_penny_midpoints_compare_exactly() {
         let c = condition("price_above", "0.455");
-        assert_eq!(c.evaluate(&quoted("0.4540", "0.4560"), None), Evaluation::NotMet);
+        assert_eq!(
+            c.evaluate(&quoted("0.4540", "0.4560"), None),
+            Evaluation::NotMet
+        );
         assert_eq!(
             c.evaluate(&quoted("0.4550", "0.4560"), None),
             Evaluation::Fired { value: d("0.4555") }
@@ -356,7 +365,10 @@ mod tests {
     #[test]
     fn spread_is_in_cents_and_strict() {
         let c = condition("spread_above", "5");
-        assert_eq!(c.evaluate(&quoted("0.40", "0.45"), None), Evaluation::NotMet);
+        assert_eq!(
+            c.evaluate(&quoted("0.40", "0.45"), None),
+            Evaluation::NotMet
+        );
         assert_eq!(
             c.evaluate(&quoted("0.40", "0.455"), None),
             Evaluation::Fired { value: d("5.5") }
@@ -371,7 +383,10 @@ mod tests {
             volume: Some(d("100.01")),
             ..quoted("0.1", "0.2")
         };
-        assert_eq!(c.evaluate(&busy, None), Evaluation::Fired { value: d("100.01") });
+        assert_eq!(
+            c.evaluate(&busy, None),
+            Evaluation::Fired { value: d("100.01") }
+        );
     }
 
     #[test]
@@ -382,8 +397,14 @@ mod tests {
         let high = quoted("0.55", "0.57");
 
         assert_eq!(c.evaluate(&at, None), Evaluation::NoData);
-        assert_eq!(c.evaluate(&at, Some(&low)), Evaluation::Fired { value: d("0.5") });
-        assert_eq!(c.evaluate(&at, Some(&high)), Evaluation::Fired { value: d("0.5") });
+        assert_eq!(
+            c.evaluate(&at, Some(&low)),
+            Evaluation::Fired { value: d("0.5") }
+        );
+        assert_eq!(
+            c.evaluate(&at, Some(&high)),
+            Evaluation::Fired { value: d("0.5") }
+        );
         assert_eq!(c.evaluate(&high, Some(&at)), Evaluation::NotMet);
         assert_eq!(c.evaluate(&low, Some(&low)), Evaluation::NotMet);
         assert_eq!(c.evaluate(&low, Some(&unquoted())), Evaluation::NoData);
@@ -401,13 +422,19 @@ mod tests {
             c.evaluate(&quoted("0.35", "0.37"), Some(&before)),
             Evaluation::Fired { value: d("0.05") }
         );
-        assert_eq!(c.evaluate(&quoted("0.44", "0.46"), Some(&before)), Evaluation::NotMet);
+        assert_eq!(
+            c.evaluate(&quoted("0.44", "0.46"), Some(&before)),
+            Evaluation::NotMet
+        );
     }
 
     #[test]
     fn unsupported_types_are_kept_and_never_fire() {
         let c = condition("sentiment_shift", "0.2");
-        assert_eq!(c.condition_type, ConditionType::Unsupported("sentiment_shift".into()));
+        assert_eq!(
+            c.condition_type,
+            ConditionType::Unsupported("sentiment_shift".into())
+        );
         assert_eq!(c.evaluate(&quoted("0.4", "0.6"), None), Evaluation::NoData);
         let json = serde_json::to_value(&c).unwrap();
         assert_eq!(json["condition_type"], "sentiment_shift");

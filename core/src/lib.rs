@@ -26,8 +26,8 @@ pub use notifier::{
 pub use source::{ClientConfig, Environment, KalshiClient, MarketSource, ReplaySource, Scan};
 pub use store::{AlertStore, AlertsFile};
 
-/// Re-exported so that plugin crates register with the same `inventory`.
-pub use inventory;
 /// Re-exported so that plugin crates implement [`Notifier`] without a
 /// direct dependency.
 pub use async_trait::async_trait;
+/// Re-exported so that plugin crates register with the same `inventory`.
+pub use inventory;

@@ -223,8 +223,8 @@ mod tests {
     #[test]
     fn placeholder_quotes_are_no_quote() {
         for (bid, ask) in [(0, 0), (0, 100)] {
-            let m = Market::from_json(&json!({"ticker": "T", "yes_bid": bid, "yes_ask": ask}))
-                .unwrap();
+            let m =
+                Market::from_json(&json!({"ticker": "T", "yes_bid": bid, "yes_ask": ask})).unwrap();
             assert_eq!(m.quote(), None, "{bid}/{ask} was taken as a quote");
         }
         let thin = Market::from_json(&json!({"ticker": "T", "yes_bid": 0, "yes_ask": 3})).unwrap();
@@ -233,8 +233,8 @@ mod tests {
 
     #[test]
     fn malformed_records_name_the_ticker() {
-        let err = Market::from_json(&json!({"ticker": "BAD-1", "yes_bid_dollars": "zero"}))
-            .unwrap_err();
+        let err =
+            Market::from_json(&json!({"ticker": "BAD-1", "yes_bid_dollars": "zero"})).unwrap_err();
         assert_eq!(err.ticker, "BAD-1");
         assert!(err.to_string().contains("yes_bid_dollars"), "{err}");
 

@@ -261,7 +261,10 @@ async fn deliver(named: &NamedNotifier, alert: &FiredAlert) -> Result<(), String
         let (retryable, message) = match outcome {
             Ok(Ok(())) => return Ok(()),
             Ok(Err(e)) => (e.kind == FailureKind::Retryable, e.message),
-            Err(_) => (true, format!("timed out after {}s", DELIVERY_TIMEOUT.as_secs())),
+            Err(_) => (
+                true,
+                format!("timed out after {}s", DELIVERY_TIMEOUT.as_secs()),
+            ),
         };
         match retries.next() {
             Some(wait) if retryable => {
@@ -338,16 +341,33 @@ mod tests {
     #[tokio::test]
     async fn crossing_fires_on_the_second_cycle_and_only_once() {
         let sink = Collect::default();
-        let frames = Frames(vec![vec![market(40, 44)], vec![market(50, 54)], vec![market(40, 44)]], 0);
+        let frames = Frames(
+            vec![
+                vec![market(40, 44)],
+                vec![market(50, 54)],
+                vec![market(40, 44)],
+            ],
+            0,
+        );
         let mut monitor = Monitor::new(
             Box::new(frames),
-            vec![condition("c1", "price_crosses", 0.5), condition("c2", "edge_detected", 0.1)],
-            vec![NamedNotifier { name: "collect".into(), notifier: Box::new(sink.clone()) }],
+            vec![
+                condition("c1", "price_crosses", 0.5),
+                condition("c2", "edge_detected", 0.1),
+            ],
+            vec![NamedNotifier {
+                name: "collect".into(),
+                notifier: Box::new(sink.clone()),
+            }],
         );
 
         assert!(monitor.run_cycle().await.unwrap().fired.is_empty());
         let second = monitor.run_cycle().await.unwrap();
-        let kinds: Vec<_> = second.fired.iter().map(|a| a.condition_id.as_str()).collect();
+        let kinds: Vec<_> = second
+            .fired
+            .iter()
+            .map(|a| a.condition_id.as_str())
+            .collect();
         assert_eq!(kinds, ["c1", "c2"]);
         assert!(monitor.run_cycle().await.unwrap().fired.is_empty());
         assert_eq!(sink.0.lock().unwrap().len(), 2);
@@ -356,13 +376,28 @@ mod tests {
     #[tokio::test]
     async fn run_stops_at_the_cycle_limit_and_on_signal() {
         let frames = Frames(vec![vec![market(40, 44)]], 0);
-        let mut monitor = Monitor::new(Box::new(frames), vec![condition("c", "price_above", 0.1)], vec![]);
-        let options = RunOptions { interval: Duration::ZERO, max_cycles: Some(3) };
+        let mut monitor = Monitor::new(
+            Box::new(frames),
+            vec![condition("c", "price_above", 0.1)],
+            vec![],
+        );
+        let options = RunOptions {
+            interval: Duration::ZERO,
+            max_cycles: Some(3),
+        };
         let report = monitor.run(&options, std::future::pending()).await;
-        assert_eq!((report.cycles, report.alerts_fired, report.stop), (3, 1, StopReason::CycleLimit));
+        assert_eq!(
+            (report.cycles, report.alerts_fired, report.stop),
+            (3, 1, StopReason::CycleLimit)
+        );
 
-        let forever = RunOptions { interval: Duration::from_secs(3600), max_cycles: None };
-        let report = monitor.run(&forever, tokio::time::sleep(Duration::from_millis(50))).await;
+        let forever = RunOptions {
+            interval: Duration::from_secs(3600),
+            max_cycles: None,
+        };
+        let report = monitor
+            .run(&forever, tokio::time::sleep(Duration::from_millis(50)))
+            .await;
         assert_eq!(report.stop, StopReason::Signal);
     }
 }

@@ -137,7 +137,10 @@ impl NotifierPlugin {
 
 /// Refuses unknown keys, missing required settings and values of the
 /// wrong type, naming the key and what was expected.
-pub fn validate_settings(plugin: &NotifierPlugin, settings: &Settings) -> Result<(), SettingsError> {
+pub fn validate_settings(
+    plugin: &NotifierPlugin,
+    settings: &Settings,
+) -> Result<(), SettingsError> {
     let fail = |key: &str, problem: String| SettingsError {
         notifier: plugin.name.to_string(),
         key: key.to_string(),
@@ -244,7 +247,10 @@ mod tests {
 
     #[test]
     fn unknown_missing_and_mistyped_settings_name_the_key() {
-        let unknown = validate_settings(&plugin(), &settings(serde_json::json!({"path": "x", "colour": 1})));
+        let unknown = validate_settings(
+            &plugin(),
+            &settings(serde_json::json!({"path": "x", "colour": 1})),
+        );
         assert_eq!(unknown.unwrap_err().key, "colour");
 
         let missing = validate_settings(&plugin(), &Settings::new()).unwrap_err();
@@ -252,7 +258,10 @@ mod tests {
         assert!(missing.to_string().contains("missing"));
 
         let wrong = validate_settings(&plugin(), &settings(serde_json::json!({"path": 5})));
-        assert!(wrong.unwrap_err().to_string().contains("expected a non-empty path, got 5"));
+        assert!(wrong
+            .unwrap_err()
+            .to_string()
+            .contains("expected a non-empty path, got 5"));
     }
 
     #[test]

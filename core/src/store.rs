@@ -58,7 +58,10 @@ pub enum LookupError {
     NotFound(String),
     #[error("id prefix {prefix:?} matches {} conditions ({}); give more characters",
         .matches.len(), .matches.join(", "))]
-    Ambiguous { prefix: String, matches: Vec<String> },
+    Ambiguous {
+        prefix: String,
+        matches: Vec<String>,
+    },
 }
 
 impl AlertsFile {
@@ -83,7 +86,10 @@ impl AlertsFile {
             [one] => Ok(*one),
             many => Err(LookupError::Ambiguous {
                 prefix: prefix.to_string(),
-                matches: many.iter().map(|&i| self.conditions[i].id.clone()).collect(),
+                matches: many
+                    .iter()
+                    .map(|&i| self.conditions[i].id.clone())
+                    .collect(),
             }),
         }
     }
@@ -297,7 +303,10 @@ mod tests {
 
         let err = store.update(|_| Ok::<_, ()>(())).unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("alerts.json is not valid JSON (line 3, column 6)"), "{text}");
+        assert!(
+            text.contains("alerts.json is not valid JSON (line 3, column 6)"),
+            "{text}"
+        );
         assert!(text.ends_with("it was left unchanged"), "{text}");
         assert_eq!(fs::read_to_string(&path).unwrap(), broken);
     }
@@ -310,7 +319,10 @@ mod tests {
         };
         assert_eq!(file.find("d"), Ok(2));
         assert_eq!(file.find("abc2"), Ok(1));
-        assert!(matches!(file.find("abc"), Err(LookupError::Ambiguous { .. })));
+        assert!(matches!(
+            file.find("abc"),
+            Err(LookupError::Ambiguous { .. })
+        ));
         assert_eq!(file.find("zz"), Err(LookupError::NotFound("zz".into())));
         assert_eq!(file.find(""), Err(LookupError::NotFound("".into())));
     }

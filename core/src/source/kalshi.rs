@@ -54,7 +54,9 @@ impl FromStr for Environment {
         match text.trim().to_ascii_lowercase().as_str() {
             "prod" | "production" => Ok(Environment::Prod),
             "demo" => Ok(Environment::Demo),
-            other => Err(format!("unknown environment {other:?}; expected prod or demo")),
+            other => Err(format!(
+                "unknown environment {other:?}; expected prod or demo"
+            )),
         }
     }
 }
@@ -296,7 +298,11 @@ impl MarketSource for KalshiClient {
 
 /// `Retry-After` as seconds or as an HTTP date.
 fn parse_retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let text = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    let text = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
     if let Ok(seconds) = text.parse::<u64>() {
         return Some(Duration::from_secs(seconds));
     }
@@ -374,7 +380,10 @@ mod tests {
         let mut headers = reqwest::header::HeaderMap::new();
         headers.insert("retry-after", "3".parse().unwrap());
         assert_eq!(parse_retry_after(&headers), Some(Duration::from_secs(3)));
-        headers.insert("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap());
+        headers.insert(
+            "retry-after",
+            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
+        );
         assert_eq!(parse_retry_after(&headers), Some(Duration::ZERO));
         headers.insert("retry-after", "soon".parse().unwrap());
         assert_eq!(parse_retry_after(&headers), None);

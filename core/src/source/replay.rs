@@ -13,7 +13,8 @@ use serde_json::{json, Value};
 use super::{MarketSource, Scan, SourceError};
 
 const DEMO_MARKETS: &str = include_str!("../../../data/recorded/kalshi/demo-2024-07-markets.json");
-const PROD_PAGE: &str = include_str!("../../../data/recorded/kalshi/prod-2026-01-markets-page.json");
+const PROD_PAGE: &str =
+    include_str!("../../../data/recorded/kalshi/prod-2026-01-markets-page.json");
 const DEMO_HISTORY: &str = include_str!("../../../data/recorded/kalshi/demo-2024-07-history.json");
 
 /// Replays a fixed list of market listings, then a quote history.

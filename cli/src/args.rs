@@ -1,0 +1,207 @@
+//! The command line, as clap reads it. `--help` text lives here.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Watch Kalshi prediction markets and get told when your conditions are met.
+#[derive(Debug, Parser)]
+#[command(name = "kalshi", version, propagate_version = true)]
+#[command(
+    after_help = "Environment: KALSHI_ENVIRONMENT (prod|demo), KALSHI_API_BASE_URL \
+    (overrides both API hosts), KALSHI_DATA_DIR, KALSHI_LOG (log filter, e.g. debug)."
+)]
+pub struct Cli {
+    /// Which Kalshi exchange to read: prod or demo.
+    #[arg(long = "env", global = true, env = "KALSHI_ENVIRONMENT", default_value = "prod",
+          value_parser = ["prod", "demo"])]
+    pub environment: String,
+
+    /// Where alerts.json, the daemon's log and its lock live.
+    #[arg(long, global = true, env = "KALSHI_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Add, list and remove alert conditions; run the monitor.
+    #[command(subcommand)]
+    Alerts(AlertsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AlertsCommand {
+    /// Add an alert condition on one market.
+    #[command(after_help = "Examples:\n  \
+        kalshi alerts add price KXBTC-25DEC31-T100000 --above 0.60\n  \
+        kalshi alerts add price INXU-24JUL15 --below 40c --expires 2h\n  \
+        kalshi alerts add crosses AITURING --level 50%\n  \
+        kalshi alerts add spread EUCLIMATE-2030 --above 5\n  \
+        kalshi alerts add volume CHINAUSGDP-30 --above 1000\n  \
+        kalshi alerts add move HIGHNY-24JUL14-T95 --by 0.10 --label 'NY heat'\n\n\
+        Prices are probabilities: 0.60, 60c and 60% are the same.")]
+    Add(AddArgs),
+
+    /// List alert conditions.
+    List {
+        /// Print the stored records as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Remove one alert condition by its id or any unique prefix of it.
+    Remove {
+        /// The condition's id, or a unique prefix (as shown by `alerts list`).
+        id_prefix: String,
+    },
+
+    /// Check the markets and fire alerts, in the foreground or as a daemon.
+    Monitor(MonitorArgs),
+
+    /// Shrink the daemon's log, keeping its most recent part (dry run unless --apply).
+    TrimLog(TrimLogArgs),
+
+    /// Say whether a background monitor runs for this data dir (exit 3 if not).
+    Status,
+
+    /// Stop the background monitor of this data dir (SIGTERM, then wait).
+    Stop {
+        /// Seconds to wait for it to finish its cycle and exit.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+    },
+}
+
+/// The kind of condition, as typed on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ConditionKind {
+    /// YES midpoint above (--above P) or below (--below P) a probability.
+    Price,
+    /// Midpoint crosses --level P between two checks, either direction.
+    Crosses,
+    /// YES ask minus bid, in cents, above --above C.
+    Spread,
+    /// Traded volume above --above N contracts.
+    Volume,
+    /// Midpoint moved by at least --by P since the previous check.
+    Move,
+}
+
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    /// What to watch.
+    #[arg(value_enum)]
+    pub kind: ConditionKind,
+
+    /// The market's ticker, e.g. KXBTC-25DEC31-T100000.
+    pub ticker: String,
+
+    /// Threshold to exceed: a probability for price, cents for spread, contracts for volume.
+    #[arg(long, value_name = "VALUE", allow_hyphen_values = true)]
+    pub above: Option<String>,
+
+    /// Probability to fall below (price only).
+    #[arg(long, value_name = "P", allow_hyphen_values = true)]
+    pub below: Option<String>,
+
+    /// Probability level to watch for a crossing (crosses only).
+    #[arg(long, value_name = "P", allow_hyphen_values = true)]
+    pub level: Option<String>,
+
+    /// Smallest midpoint move, as a probability, that fires (move only).
+    #[arg(long, value_name = "P", allow_hyphen_values = true)]
+    pub by: Option<String>,
+
+    /// A name for the condition; defaults to a description of it.
+    #[arg(long)]
+    pub label: Option<String>,
+
+    /// Stop checking after a duration (2h, 30m, 1d) or at an RFC 3339 time.
+    #[arg(long, value_name = "WHEN")]
+    pub expires: Option<String>,
+}
+
+/// Where the monitor reads markets from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SourceKind {
+    /// Kalshi's public REST API (KALSHI_API_BASE_URL or --env picks the host).
+    Api,
+    /// The recorded market data bundled with this program: no network needed.
+    Replay,
+}
+
+impl SourceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Api => "api",
+            SourceKind::Replay => "replay",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct MonitorArgs {
+    /// Seconds between the end of one check and the start of the next.
+    #[arg(long, short = 'i', default_value_t = 60, value_name = "SEC")]
+    pub interval: u64,
+
+    /// Run one check, then exit.
+    #[arg(long, conflicts_with = "cycles")]
+    pub once: bool,
+
+    /// Run this many checks, then exit.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub cycles: Option<u64>,
+
+    /// Read at most N pages of markets per check (the scan is then truncated, with a warning).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_pages: Option<u64>,
+
+    /// Run in the background; logs go to alert_monitor.log in the data dir.
+    #[arg(long, conflicts_with = "launcher")]
+    pub daemon: bool,
+
+    /// Also append each fired alert as a JSON line to this file.
+    #[arg(long, value_name = "PATH")]
+    pub output_file: Option<PathBuf>,
+
+    /// How to run the monitor: a registered launcher (foreground, daemon).
+    #[arg(long, value_name = "NAME")]
+    pub launcher: Option<String>,
+
+    /// Notifiers that receive every alert (comma-separated or repeated).
+    #[arg(long = "notifier", value_name = "NAME", value_delimiter = ',',
+          default_values = ["console", "log"])]
+    pub notifiers: Vec<String>,
+
+    /// Where markets come from.
+    #[arg(long, value_enum, default_value = "api")]
+    pub source: SourceKind,
+
+    /// Seconds one API request may take before it is retried.
+    #[arg(long, default_value_t = 30, value_name = "SEC",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct TrimLogArgs {
+    /// The log to trim [default: alert_monitor.log in the data dir].
+    #[arg(long, value_name = "PATH")]
+    pub log: Option<PathBuf>,
+
+    /// Trim only when the log is larger than this many MiB.
+    #[arg(long, default_value_t = 50, value_name = "N")]
+    pub max_mb: u64,
+
+    /// Keep this many MiB from the end, cut at a line boundary.
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub keep_mb: u64,
+
+    /// Trim for real; without it, only say what would happen.
+    #[arg(long)]
+    pub apply: bool,
+}

@@ -1,0 +1,150 @@
+//! `kalshi alerts add`: validate one condition and store it.
+
+use std::process::ExitCode;
+
+use chrono::{SecondsFormat, Utc};
+use kalshi_alerts_core::condition::{describe, parse_expiry};
+use kalshi_alerts_core::price::{parse_non_negative, parse_probability, Price};
+use kalshi_alerts_core::{Condition, ConditionType};
+
+use super::Context;
+use crate::args::{AddArgs, ConditionKind};
+use crate::error::{CliError, CliResult};
+
+pub fn run(context: &Context, args: AddArgs) -> CliResult<ExitCode> {
+    let condition = build(&args)?;
+    let store = context.store();
+    store.update(|file| {
+        file.conditions.push(condition.clone());
+        Ok::<_, CliError>(())
+    })??;
+
+    println!("Alert added: {}", condition.label);
+    println!("ID: {}", &condition.id[..8]);
+    if let Some(expires) = &condition.expires_at {
+        println!("Expires: {expires}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Turns the arguments into a condition, or says precisely what is wrong.
+pub fn build(args: &AddArgs) -> CliResult<Condition> {
+    let ticker = check_ticker(&args.ticker)?;
+    let (condition_type, threshold) = threshold_of(args)?;
+    let now = Utc::now();
+    let expires_at = args
+        .expires
+        .as_deref()
+        .map(|text| parse_expiry(text, now).map_err(CliError::invalid))
+        .transpose()?
+        .map(|at| at.to_rfc3339_opts(SecondsFormat::Secs, false));
+    let label = match &args.label {
+        Some(label) if label.trim().is_empty() => {
+            return Err(CliError::invalid(
+                "--label is empty; leave it out for a default label",
+            ))
+        }
+        Some(label) => label.clone(),
+        None => format!("{ticker} {}", describe(&condition_type, threshold)),
+    };
+
+    Ok(Condition {
+        id: uuid::Uuid::new_v4().to_string(),
+        condition_type,
+        ticker,
+        threshold,
+        label,
+        created_at: now.to_rfc3339_opts(SecondsFormat::Micros, false),
+        expires_at,
+        extra: Default::default(),
+    })
+}
+
+/// Tickers are upper-case letters, digits, `.`, `_` and `-`; lower case is
+/// taken as a typo of upper case rather than refused.
+fn check_ticker(text: &str) -> CliResult<String> {
+    let ticker = text.trim().to_ascii_uppercase();
+    let valid = !ticker.is_empty()
+        && ticker
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if !valid {
+        return Err(CliError::invalid(format!(
+            "ticker {text:?} is not a Kalshi ticker (letters, digits, '.', '_' and '-')"
+        )));
+    }
+    Ok(ticker)
+}
+
+/// The one threshold option each kind takes, and the stored type.
+fn threshold_of(args: &AddArgs) -> CliResult<(ConditionType, Price)> {
+    let given = [
+        ("--above", args.above.as_deref()),
+        ("--below", args.below.as_deref()),
+        ("--level", args.level.as_deref()),
+        ("--by", args.by.as_deref()),
+    ];
+    let (allowed, usage): (&[&str], &str) = match args.kind {
+        ConditionKind::Price => (
+            &["--above", "--below"],
+            "price takes --above P or --below P",
+        ),
+        ConditionKind::Crosses => (&["--level"], "crosses takes --level P"),
+        ConditionKind::Spread => (&["--above"], "spread takes --above CENTS"),
+        ConditionKind::Volume => (&["--above"], "volume takes --above CONTRACTS"),
+        ConditionKind::Move => (&["--by"], "move takes --by P"),
+    };
+    let kind_name = format!("{:?}", args.kind).to_lowercase();
+
+    for (flag, value) in given {
+        if value.is_some() && !allowed.contains(&flag) {
+            return Err(CliError::invalid(format!(
+                "{flag} does not apply to {kind_name} conditions; {usage}"
+            )));
+        }
+    }
+    let present: Vec<(&str, &str)> = given
+        .iter()
+        .filter_map(|(flag, value)| value.map(|v| (*flag, v)))
+        .collect();
+    let (flag, text) = match present.as_slice() {
+        [one] => *one,
+        [] => return Err(CliError::invalid(format!("missing threshold; {usage}"))),
+        _ => {
+            return Err(CliError::invalid(format!(
+                "give only one threshold; {usage}"
+            )))
+        }
+    };
+
+    let probability =
+        |text: &str| parse_probability(text).map_err(|e| CliError::invalid(format!("{flag}: {e}")));
+    let amount = |text: &str| {
+        parse_non_negative(text).map_err(|e| CliError::invalid(format!("{flag}: {e}")))
+    };
+    Ok(match (args.kind, flag) {
+        (ConditionKind::Price, "--above") => (ConditionType::PriceAbove, probability(text)?),
+        (ConditionKind::Price, _) => (ConditionType::PriceBelow, probability(text)?),
+        (ConditionKind::Crosses, _) => (ConditionType::PriceCrosses, probability(text)?),
+        (ConditionKind::Spread, _) => {
+            let cents = amount(text.trim_end_matches('c'))?;
+            if cents >= Price::ONE_HUNDRED {
+                return Err(CliError::invalid(format!(
+                    "--above: a spread of {text} cents or more can never be exceeded; \
+                     spreads are 0 to 100 cents"
+                )));
+            }
+            (ConditionType::SpreadAbove, cents)
+        }
+        (ConditionKind::Volume, _) => (ConditionType::VolumeAbove, amount(text)?),
+        (ConditionKind::Move, _) => {
+            let by = probability(text)?;
+            if by.is_zero() {
+                return Err(CliError::invalid(
+                    "--by: a move of 0 would fire on every check",
+                ));
+            }
+            (ConditionType::EdgeDetected, by)
+        }
+    })
+}

@@ -1,0 +1,70 @@
+//! `kalshi alerts list`: the stored conditions as a table or as JSON.
+
+use std::process::ExitCode;
+
+use chrono::Utc;
+use kalshi_alerts_core::Condition;
+
+use super::Context;
+use crate::error::CliResult;
+
+pub fn run(context: &Context, json: bool) -> CliResult<ExitCode> {
+    let file = context.store().load()?;
+    if json {
+        let text = serde_json::to_string_pretty(&file.conditions).expect("conditions serialise");
+        println!("{text}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    if file.conditions.is_empty() {
+        println!("No active alerts.");
+        return Ok(ExitCode::SUCCESS);
+    }
+    print!("{}", table(&file.conditions));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A plain-text table, columns padded to their widest cell.
+fn table(conditions: &[Condition]) -> String {
+    let header = ["ID", "TYPE", "TICKER", "THRESHOLD", "LABEL", "EXPIRES"].map(String::from);
+    let now = Utc::now();
+    let rows: Vec<[String; 6]> = conditions
+        .iter()
+        .map(|c| {
+            [
+                c.id.chars().take(8).collect(),
+                c.condition_type.to_string(),
+                c.ticker.clone(),
+                c.threshold.normalize().to_string(),
+                c.label.clone(),
+                expiry_cell(c, now),
+            ]
+        })
+        .collect();
+
+    let mut widths = header.clone().map(|h| h.chars().count());
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in std::iter::once(&header).chain(&rows) {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn expiry_cell(condition: &Condition, now: chrono::DateTime<Utc>) -> String {
+    match (condition.expires_at.as_deref(), condition.expiry()) {
+        (None, _) => "-".into(),
+        (Some(raw), Err(_)) => format!("{raw} (unreadable)"),
+        (Some(raw), Ok(_)) if condition.is_expired(now) => format!("{raw} (expired)"),
+        (Some(raw), Ok(_)) => raw.to_string(),
+    }
+}

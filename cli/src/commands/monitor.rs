@@ -1,0 +1,277 @@
+//! `kalshi alerts monitor`: validate, build the monitor, hand it to a launcher.
+//!
+//! Everything that can be refused is refused here, before a launcher runs:
+//! no conditions, an unknown notifier or launcher, bad notifier settings.
+//! A daemon therefore never starts only to die of a mistake in its options.
+
+use std::ffi::OsString;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use kalshi_alerts_core::launcher::{find_launcher, launcher_plugins};
+use kalshi_alerts_core::lock::MonitorLock;
+use kalshi_alerts_core::notifier::{find_notifier, notifier_plugins};
+use kalshi_alerts_core::{
+    ClientConfig, Condition, KalshiClient, LaunchError, LaunchOutcome, MarketSource, Monitor,
+    MonitorJob, NamedNotifier, ReplaySource, RunOptions, RunReport, Settings, StopReason,
+};
+
+use super::Context;
+use crate::args::{MonitorArgs, SourceKind};
+use crate::error::{CliError, CliResult};
+
+const NO_ALERTS: &str = "No alerts configured. Use 'kalshi alerts add' to create some.";
+
+pub fn run(context: &Context, args: MonitorArgs) -> CliResult<ExitCode> {
+    let conditions = context.store().load()?.conditions;
+    if conditions.is_empty() {
+        println!("{NO_ALERTS}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    check_expiries(&conditions)?;
+
+    let launcher_name = match (&args.launcher, args.daemon) {
+        (Some(name), _) => name.clone(),
+        (None, true) => "daemon".to_string(),
+        (None, false) => "foreground".to_string(),
+    };
+    let launcher = find_launcher(&launcher_name).ok_or_else(|| {
+        let known: Vec<_> = launcher_plugins().iter().map(|p| p.name).collect();
+        CliError::invalid(format!(
+            "unknown launcher {launcher_name:?}; registered launchers: {}",
+            known.join(", ")
+        ))
+    })?;
+    let notifiers = build_notifiers(&args)?;
+
+    let job = MonitorJob::new(
+        context.data_dir.clone(),
+        context.environment.to_string(),
+        foreground_args(context, &args),
+        {
+            let data_dir = context.data_dir.clone();
+            let source = build_source(context, &args)?;
+            let args = args.clone();
+            move || run_here(&data_dir, source, conditions, notifiers, &args)
+        },
+    );
+
+    match (launcher.build)()
+        .launch(job)
+        .map_err(|e| CliError::invalid(e.message))?
+    {
+        LaunchOutcome::Detached { pid, log_path } => {
+            println!("Alert monitor started in background (PID: {pid})");
+            println!("Logs: {}", log_path.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        LaunchOutcome::Finished(report) => finish(&report),
+    }
+}
+
+/// An unreadable expiry would make a condition silently eternal; refuse it.
+fn check_expiries(conditions: &[Condition]) -> CliResult {
+    for condition in conditions {
+        if let Err(e) = condition.expiry() {
+            return Err(CliError::invalid(format!(
+                "condition {} has an unreadable expires_at: {e}; fix alerts.json or remove it",
+                condition.id
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Builds every selected notifier from the registry, by name.
+fn build_notifiers(args: &MonitorArgs) -> CliResult<Vec<NamedNotifier>> {
+    let mut selected: Vec<(String, Settings)> = Vec::new();
+    for name in &args.notifiers {
+        let name = name.trim();
+        if name.is_empty() || selected.iter().any(|(n, _)| n == name) {
+            continue;
+        }
+        selected.push((name.to_string(), Settings::new()));
+    }
+    if let Some(path) = &args.output_file {
+        let mut settings = Settings::new();
+        settings.insert("path".into(), path.to_string_lossy().into_owned().into());
+        selected.retain(|(name, _)| name != "file");
+        selected.push(("file".to_string(), settings));
+    }
+
+    selected
+        .into_iter()
+        .map(|(name, settings)| {
+            let plugin = find_notifier(&name).ok_or_else(|| {
+                let known: Vec<_> = notifier_plugins().iter().map(|p| p.name).collect();
+                CliError::invalid(format!(
+                    "unknown notifier {name:?}; registered notifiers: {}",
+                    known.join(", ")
+                ))
+            })?;
+            let notifier = plugin.instantiate(&settings).map_err(|e| {
+                let hint = if name == "file" {
+                    " (use --output-file PATH)"
+                } else {
+                    ""
+                };
+                CliError::invalid(format!("{e}{hint}"))
+            })?;
+            Ok(NamedNotifier { name, notifier })
+        })
+        .collect()
+}
+
+fn build_source(context: &Context, args: &MonitorArgs) -> CliResult<Box<dyn MarketSource>> {
+    if args.source == SourceKind::Replay {
+        return Ok(Box::new(ReplaySource::bundled()));
+    }
+    let base_url = std::env::var("KALSHI_API_BASE_URL")
+        .ok()
+        .filter(|url| !url.trim().is_empty())
+        .unwrap_or_else(|| context.environment.base_url().to_string());
+    if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+        return Err(CliError::invalid(format!(
+            "KALSHI_API_BASE_URL {base_url:?} is not an http(s) URL"
+        )));
+    }
+    let mut config = ClientConfig::new(base_url);
+    config.max_pages = args.max_pages.map(|n| n as usize);
+    config.timeout = Duration::from_secs(args.timeout);
+    let client = KalshiClient::new(config).map_err(|e| CliError::invalid(e.to_string()))?;
+    Ok(Box::new(client))
+}
+
+/// The arguments that run this same monitor in the foreground elsewhere:
+/// what a daemon launcher starts. Paths are made absolute on the way.
+fn foreground_args(context: &Context, args: &MonitorArgs) -> Vec<OsString> {
+    let mut out: Vec<OsString> = vec![
+        "--env".into(),
+        context.environment.to_string().into(),
+        "--data-dir".into(),
+        context.data_dir.clone().into(),
+        "alerts".into(),
+        "monitor".into(),
+        "--launcher".into(),
+        "foreground".into(),
+        "--interval".into(),
+        args.interval.to_string().into(),
+        "--source".into(),
+        args.source.as_str().into(),
+        "--timeout".into(),
+        args.timeout.to_string().into(),
+        "--notifier".into(),
+        args.notifiers.join(",").into(),
+    ];
+    if args.once {
+        out.push("--once".into());
+    }
+    if let Some(cycles) = args.cycles {
+        out.extend(["--cycles".into(), cycles.to_string().into()]);
+    }
+    if let Some(pages) = args.max_pages {
+        out.extend(["--max-pages".into(), pages.to_string().into()]);
+    }
+    if let Some(path) = &args.output_file {
+        let path = std::path::absolute(path).unwrap_or_else(|_| path.clone());
+        out.extend(["--output-file".into(), path.into()]);
+    }
+    out
+}
+
+/// Runs the monitor in this process: takes the lock, then cycles until a
+/// signal, the cycle limit or the end of a replay.
+fn run_here(
+    data_dir: &Path,
+    source: Box<dyn MarketSource>,
+    conditions: Vec<Condition>,
+    notifiers: Vec<NamedNotifier>,
+    args: &MonitorArgs,
+) -> Result<RunReport, LaunchError> {
+    let _lock = MonitorLock::acquire(data_dir).map_err(|e| LaunchError::new(e.to_string()))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| LaunchError::new(format!("cannot start the async runtime: {e}")))?;
+
+    let max_cycles = if args.once { Some(1) } else { args.cycles };
+    let options = RunOptions {
+        interval: Duration::from_secs(args.interval),
+        max_cycles,
+    };
+    let count = conditions.len();
+    let names: Vec<_> = notifiers.iter().map(|n| n.name.clone()).collect();
+    let describe = source.describe();
+    let mut monitor = Monitor::new(source, conditions, notifiers);
+
+    match max_cycles {
+        Some(1) => println!("Monitoring {count} alert(s) (single check)"),
+        Some(n) => println!(
+            "Monitoring {count} alert(s) ({n} checks, every {}s)",
+            args.interval
+        ),
+        None => {
+            println!(
+                "Monitoring {count} alert(s) (checking every {}s)",
+                args.interval
+            );
+            println!("Press Ctrl+C to stop");
+        }
+    }
+    tracing::info!(
+        pid = std::process::id(), source = %describe, conditions = count,
+        notifiers = %names.join(","), "monitor started"
+    );
+
+    let report = runtime.block_on(async {
+        let stop = stop_signal();
+        monitor.run(&options, stop).await
+    });
+    tracing::info!(cycles = report.cycles, fired = report.alerts_fired, stop = ?report.stop, "monitor stopped");
+    Ok(report)
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch SIGTERM; only Ctrl-C stops the monitor");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn finish(report: &RunReport) -> CliResult<ExitCode> {
+    let summary = format!(
+        "{} cycle(s), {} alert(s) fired",
+        report.cycles, report.alerts_fired
+    );
+    match report.stop {
+        StopReason::Signal => println!("Alert monitor stopped: {summary}."),
+        StopReason::ReplayFinished => println!("Replay finished: {summary}."),
+        StopReason::CycleLimit => println!("Check complete: {summary}."),
+    }
+    if report.stop == StopReason::CycleLimit && report.failed_cycles == report.cycles {
+        let last = report.last_error.as_deref().unwrap_or("unknown error");
+        return Err(CliError::invalid(format!(
+            "every check failed; last error: {last}"
+        )));
+    }
+    Ok(ExitCode::SUCCESS)
+}

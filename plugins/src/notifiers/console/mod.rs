@@ -1,0 +1,67 @@
+//! The `console` notifier: a readable block per alert on standard output.
+
+use std::io::Write;
+
+use kalshi_alerts_core::notifier::SettingsError;
+use kalshi_alerts_core::price::Price;
+use kalshi_alerts_core::{
+    async_trait, FiredAlert, Notifier, NotifierPlugin, NotifyError, Settings,
+};
+
+pub const NAME: &str = "console";
+
+struct ConsoleNotifier;
+
+/// The block printed for one alert.
+pub fn render(alert: &FiredAlert) -> String {
+    let market = &alert.market_data;
+    let price = |p: Option<Price>| match p {
+        Some(p) => p.normalize().to_string(),
+        None => "-".to_string(),
+    };
+    let mut block = format!("ALERT {}\n", alert.ticker);
+    if !market.title.is_empty() {
+        block.push_str(&format!("  {}\n", market.title));
+    }
+    if !alert.label.is_empty() {
+        block.push_str(&format!("  label:     {}\n", alert.label));
+    }
+    block.push_str(&format!("  fired:     {}\n", alert.summary()));
+    block.push_str(&format!(
+        "  quote:     bid {} / ask {}, volume {}\n",
+        price(market.yes_bid),
+        price(market.yes_ask),
+        price(market.volume)
+    ));
+    block.push_str(&format!(
+        "  at:        {}\n",
+        alert.triggered_at.format("%Y-%m-%d %H:%M:%S UTC")
+    ));
+    block.push_str(&format!("  condition: {}\n", alert.condition_id));
+    block
+}
+
+#[async_trait]
+impl Notifier for ConsoleNotifier {
+    async fn notify(&self, alert: &FiredAlert) -> Result<(), NotifyError> {
+        let block = render(alert);
+        let mut out = std::io::stdout().lock();
+        out.write_all(block.as_bytes())
+            .and_then(|()| out.write_all(b"\n"))
+            .and_then(|()| out.flush())
+            .map_err(|e| NotifyError::permanent(format!("cannot write to standard output: {e}")))
+    }
+}
+
+fn build(_: &Settings) -> Result<Box<dyn Notifier>, SettingsError> {
+    Ok(Box::new(ConsoleNotifier))
+}
+
+kalshi_alerts_core::inventory::submit! {
+    NotifierPlugin {
+        name: NAME,
+        description: "prints a readable block per alert on standard output",
+        settings: &[],
+        build,
+    }
+}

@@ -1,0 +1,134 @@
+//! The `file` notifier: appends each alert as one JSON line.
+//!
+//! Each record is written with a single `write` on a file opened for
+//! appending, so lines from concurrent writers do not interleave, and the
+//! file is synced so that an alert reported as delivered survives a crash.
+
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use kalshi_alerts_core::notifier::SettingsError;
+use kalshi_alerts_core::{
+    async_trait, FiredAlert, Notifier, NotifierPlugin, NotifyError, SettingKind, SettingSpec,
+    Settings,
+};
+
+pub const NAME: &str = "file";
+
+struct FileNotifier {
+    path: PathBuf,
+}
+
+fn append(path: &Path, line: &[u8]) -> io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir)?;
+    }
+    let mut file = OpenOptions::new().create(true).append(true).open(path)?;
+    file.write_all(line)?;
+    file.sync_data()
+}
+
+#[async_trait]
+impl Notifier for FileNotifier {
+    async fn notify(&self, alert: &FiredAlert) -> Result<(), NotifyError> {
+        let mut line = serde_json::to_vec(alert).expect("alerts serialise to JSON");
+        line.push(b'\n');
+        let path = self.path.clone();
+        let target = path.clone();
+        let written = tokio::task::spawn_blocking(move || append(&target, &line))
+            .await
+            .map_err(|e| NotifyError::retryable(format!("writer task failed: {e}")))?;
+        written.map_err(|e| {
+            // Every local file error (permissions, a full disk, a directory
+            // in the way) repeats until someone acts, so none is retried.
+            NotifyError::permanent(format!("cannot append to {}: {e}", path.display()))
+        })
+    }
+}
+
+const SETTINGS: &[SettingSpec] = &[SettingSpec {
+    name: "path",
+    kind: SettingKind::Path,
+    default: None,
+    required: true,
+    secret: false,
+    help: "the JSON-lines file to append alerts to (created with its directory)",
+}];
+
+fn build(settings: &Settings) -> Result<Box<dyn Notifier>, SettingsError> {
+    let path = settings
+        .get("path")
+        .and_then(|v| v.as_str())
+        .map(PathBuf::from)
+        .ok_or_else(|| SettingsError {
+            notifier: NAME.into(),
+            key: "path".into(),
+            problem: "missing".into(),
+        })?;
+    Ok(Box::new(FileNotifier { path }))
+}
+
+kalshi_alerts_core::inventory::submit! {
+    NotifierPlugin {
+        name: NAME,
+        description: "appends each alert as one JSON line to a file",
+        settings: SETTINGS,
+        build,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kalshi_alerts_core::{Condition, Market};
+
+    use super::*;
+
+    fn alert() -> FiredAlert {
+        let condition: Condition = serde_json::from_value(serde_json::json!({
+            "id": "c1", "condition_type": "volume_above", "ticker": "T",
+            "threshold": 10, "label": "busy", "created_at": ""
+        }))
+        .unwrap();
+        let market = Market {
+            ticker: "T".into(),
+            title: "t".into(),
+            status: "active".into(),
+            yes_bid: None,
+            yes_ask: None,
+            volume: Some(20.into()),
+        };
+        FiredAlert::new(&condition, &market, 20.into(), chrono::Utc::now())
+    }
+
+    #[tokio::test]
+    async fn appends_one_json_line_per_alert() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested/alerts.jsonl");
+        let settings = serde_json::json!({"path": path.to_str().unwrap()});
+        let plugin = kalshi_alerts_core::notifier::find_notifier(NAME).unwrap();
+        let notifier = plugin.instantiate(settings.as_object().unwrap()).unwrap();
+
+        notifier.notify(&alert()).await.unwrap();
+        notifier.notify(&alert()).await.unwrap();
+
+        let text = fs::read_to_string(&path).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0]["label"], "busy");
+        assert_eq!(lines[0]["current_value"], 20);
+    }
+
+    #[tokio::test]
+    async fn unwritable_path_is_a_permanent_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = serde_json::json!({"path": dir.path().to_str().unwrap()});
+        let notifier = build(settings.as_object().unwrap()).unwrap();
+        let err = notifier.notify(&alert()).await.unwrap_err();
+        assert_eq!(err.kind, kalshi_alerts_core::FailureKind::Permanent);
+        assert!(err.message.contains("cannot append to"), "{}", err.message);
+    }
+}
