@@ -9,7 +9,7 @@ use serde::{Serialize, Serializer};
 
 use crate::condition::{Condition, ConditionType};
 use crate::market::Market;
-use crate::price::decimal_to_json_number;
+use crate::price::{decimal_to_json_number, format_price};
 
 /// One condition met by one market at one check.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -73,22 +73,16 @@ impl FiredAlert {
 
     /// One line for logs and terminals: `T price > 0.6 (now 0.655)`.
     pub fn summary(&self) -> String {
-        let unit = match self.condition_type {
-            ConditionType::SpreadAbove => "c",
-            _ => "",
+        let value = match self.condition_type {
+            ConditionType::SpreadAbove => format!("{}c", self.current_value.normalize()),
+            ref kind if kind.threshold_is_probability() => format_price(self.current_value),
+            _ => self.current_value.normalize().to_string(),
         };
         format!(
-            "{} {} (now {}{unit})",
+            "{} {} (now {value})",
             self.ticker,
             crate::condition::describe(&self.condition_type, self.threshold),
-            self.current_value.normalize()
         )
-    }
-
-    /// The time as written in records: RFC 3339 in UTC with `+00:00`.
-    pub fn triggered_at_text(&self) -> String {
-        self.triggered_at
-            .to_rfc3339_opts(SecondsFormat::Micros, false)
     }
 }
 

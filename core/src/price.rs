@@ -78,6 +78,16 @@ pub fn parse_probability(text: &str) -> Result<Price, NumberError> {
     Ok(value.normalize())
 }
 
+/// Shows a price with at least cent precision and no trailing noise:
+/// `0.5` as `0.50`, `0.4550` as `0.455`, `1` as `1.00`.
+pub fn format_price(price: Price) -> String {
+    let mut shown = price.normalize();
+    if shown.scale() < 2 {
+        shown.rescale(2);
+    }
+    shown.to_string()
+}
+
 /// Reads a non-negative amount such as a spread in cents or a volume in contracts.
 pub fn parse_non_negative(text: &str) -> Result<Decimal, NumberError> {
     let value = parse_decimal(text)?;
@@ -172,6 +182,13 @@ mod tests {
         assert!(parse_probability("101%").is_err());
         assert!(parse_probability("-0.1").is_err());
         assert!(parse_probability("sixty").is_err());
+    }
+
+    #[test]
+    fn prices_show_at_least_cents() {
+        assert_eq!(format_price(d("0.5")), "0.50");
+        assert_eq!(format_price(d("0.4550")), "0.455");
+        assert_eq!(format_price(Decimal::ONE), "1.00");
     }
 
     #[test]

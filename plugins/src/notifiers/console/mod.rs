@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use kalshi_alerts_core::notifier::SettingsError;
-use kalshi_alerts_core::price::Price;
+use kalshi_alerts_core::price::{format_price, Price};
 use kalshi_alerts_core::{
     async_trait, FiredAlert, Notifier, NotifierPlugin, NotifyError, Settings,
 };
@@ -15,10 +15,7 @@ struct ConsoleNotifier;
 /// The block printed for one alert.
 pub fn render(alert: &FiredAlert) -> String {
     let market = &alert.market_data;
-    let price = |p: Option<Price>| match p {
-        Some(p) => p.normalize().to_string(),
-        None => "-".to_string(),
-    };
+    let price = |p: Option<Price>| p.map_or_else(|| "-".to_string(), format_price);
     let mut block = format!("ALERT {}\n", alert.ticker);
     if !market.title.is_empty() {
         block.push_str(&format!("  {}\n", market.title));
@@ -31,7 +28,9 @@ pub fn render(alert: &FiredAlert) -> String {
         "  quote:     bid {} / ask {}, volume {}\n",
         price(market.yes_bid),
         price(market.yes_ask),
-        price(market.volume)
+        market
+            .volume
+            .map_or_else(|| "-".to_string(), |v| v.normalize().to_string())
     ));
     block.push_str(&format!(
         "  at:        {}\n",

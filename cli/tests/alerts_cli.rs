@@ -1,0 +1,370 @@
+//! `kalshi alerts add|list|remove` through the real binary: storage,
+//! validation, exit codes, and files left intact on bad input.
+
+mod common;
+
+use common::{record, Sandbox};
+use predicates::prelude::*;
+use serde_json::json;
+
+#[test]
+fn add_list_remove_round_trip() {
+    let sandbox = Sandbox::new();
+    let id = sandbox.add(&[
+        "price",
+        "KXBTC-25DEC31",
+        "--above",
+        "0.60",
+        "--label",
+        "btc up",
+    ]);
+
+    let stored = sandbox.conditions();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0]["condition_type"], "price_above");
+    assert_eq!(stored[0]["ticker"], "KXBTC-25DEC31");
+    assert_eq!(stored[0]["threshold"], json!(0.6));
+    assert_eq!(stored[0]["label"], "btc up");
+    assert!(uuid::Uuid::parse_str(&id).is_ok());
+
+    sandbox
+        .kalshi()
+        .args(["alerts", "list"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(&id[..8]))
+        .stdout(predicate::str::contains("price_above"))
+        .stdout(predicate::str::contains("btc up"));
+
+    sandbox
+        .kalshi()
+        .args(["alerts", "remove", &id[..6]])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Alert removed: btc up"));
+    assert!(sandbox.conditions().is_empty());
+
+    sandbox
+        .kalshi()
+        .args(["alerts", "list"])
+        .assert()
+        .success()
+        .stdout("No active alerts.\n");
+}
+
+#[test]
+fn every_kind_is_stored_with_its_python_type() {
+    let sandbox = Sandbox::new();
+    let cases: &[(&[&str], &str, serde_json::Value)] = &[
+        (&["price", "T", "--above", "60c"], "price_above", json!(0.6)),
+        (
+            &["price", "T", "--below", "45.5%"],
+            "price_below",
+            json!(0.455),
+        ),
+        (
+            &["crosses", "T", "--level", "0.5"],
+            "price_crosses",
+            json!(0.5),
+        ),
+        (&["spread", "T", "--above", "5"], "spread_above", json!(5)),
+        (
+            &["volume", "T", "--above", "1000"],
+            "volume_above",
+            json!(1000),
+        ),
+        (&["move", "T", "--by", "0.1"], "edge_detected", json!(0.1)),
+    ];
+    for (args, _, _) in cases {
+        sandbox.add(args);
+    }
+    let stored = sandbox.conditions();
+    for ((_, kind, threshold), record) in cases.iter().zip(&stored) {
+        assert_eq!(record["condition_type"], *kind);
+        assert_eq!(record["threshold"], *threshold, "{kind}");
+    }
+}
+
+#[test]
+fn list_json_prints_the_stored_records() {
+    let sandbox = Sandbox::new();
+    sandbox.add(&["volume", "T", "--above", "10", "--expires", "2h"]);
+    let output = sandbox
+        .kalshi()
+        .args(["alerts", "list", "--json"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let listed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(listed[0]["condition_type"], "volume_above");
+    assert!(listed[0]["expires_at"]
+        .as_str()
+        .unwrap()
+        .ends_with("+00:00"));
+}
+
+/// Bad input: exit 1, a message naming the input, alerts.json unchanged.
+fn assert_refused(sandbox: &Sandbox, args: &[&str], message: &str) {
+    let before = std::fs::read(sandbox.alerts_path()).ok();
+    let mut full = vec!["alerts", "add"];
+    full.extend_from_slice(args);
+    sandbox
+        .kalshi()
+        .args(&full)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(message));
+    assert_eq!(
+        std::fs::read(sandbox.alerts_path()).ok(),
+        before,
+        "{args:?} changed the file"
+    );
+}
+
+#[test]
+fn invalid_conditions_are_refused_and_leave_the_file_alone() {
+    let sandbox = Sandbox::new();
+    sandbox.add(&["price", "KEEP", "--above", "0.5"]);
+
+    assert_refused(
+        &sandbox,
+        &["price", "T", "--above", "60"],
+        "did you mean 0.60?",
+    );
+    assert_refused(
+        &sandbox,
+        &["price", "T", "--above", "150c"],
+        "outside 0..=1",
+    );
+    assert_refused(&sandbox, &["price", "T", "--above", "-0.2"], "negative");
+    assert_refused(
+        &sandbox,
+        &["price", "T", "--above", "lots"],
+        "\"lots\" is not a decimal",
+    );
+    assert_refused(
+        &sandbox,
+        &["price", "T"],
+        "missing threshold; price takes --above P or --below P",
+    );
+    assert_refused(
+        &sandbox,
+        &["price", "T", "--above", "0.6", "--below", "0.4"],
+        "give only one threshold",
+    );
+    assert_refused(
+        &sandbox,
+        &["spread", "T", "--below", "3"],
+        "--below does not apply to spread conditions",
+    );
+    assert_refused(
+        &sandbox,
+        &["volume", "T", "--level", "3"],
+        "--level does not apply to volume conditions",
+    );
+    assert_refused(
+        &sandbox,
+        &["crosses", "T", "--above", "0.5"],
+        "--above does not apply to crosses",
+    );
+    assert_refused(
+        &sandbox,
+        &["move", "T", "--above", "0.5"],
+        "--above does not apply to move",
+    );
+    assert_refused(
+        &sandbox,
+        &["move", "T", "--by", "0"],
+        "would fire on every check",
+    );
+    assert_refused(
+        &sandbox,
+        &["spread", "T", "--above", "100"],
+        "spreads are 0 to 100 cents",
+    );
+    assert_refused(&sandbox, &["volume", "T", "--above", "-5"], "negative");
+    assert_refused(
+        &sandbox,
+        &["price", "T", "--above", "0.5", "--expires", "soon"],
+        "expiry \"soon\"",
+    );
+    assert_refused(
+        &sandbox,
+        &[
+            "price",
+            "T",
+            "--above",
+            "0.5",
+            "--expires",
+            "2020-01-01T00:00:00Z",
+        ],
+        "in the past",
+    );
+    assert_refused(
+        &sandbox,
+        &["price", "BAD TICKER", "--above", "0.5"],
+        "is not a Kalshi ticker",
+    );
+    assert_refused(
+        &sandbox,
+        &["price", "T", "--above", "0.5", "--label", " "],
+        "--label is empty",
+    );
+
+    assert_eq!(sandbox.conditions().len(), 1);
+}
+
+#[test]
+fn unknown_kind_is_a_usage_error() {
+    let sandbox = Sandbox::new();
+    sandbox
+        .kalshi()
+        .args(["alerts", "add", "sentiment", "T", "--above", "0.5"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("invalid value 'sentiment'"));
+}
+
+#[test]
+fn remove_distinguishes_missing_and_ambiguous_prefixes() {
+    let sandbox = Sandbox::new();
+    sandbox.write_alerts(json!([
+        record(
+            "aaaa1111-0000-4000-8000-000000000001",
+            "price_above",
+            "A",
+            0.5
+        ),
+        record(
+            "aaaa2222-0000-4000-8000-000000000002",
+            "price_below",
+            "B",
+            0.5
+        ),
+    ]));
+    let before = std::fs::read(sandbox.alerts_path()).unwrap();
+
+    sandbox
+        .kalshi()
+        .args(["alerts", "remove", "aaaa"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("matches 2 conditions"));
+    sandbox
+        .kalshi()
+        .args(["alerts", "remove", "zzzz"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "no alert condition has an id starting with \"zzzz\"",
+        ));
+    assert_eq!(std::fs::read(sandbox.alerts_path()).unwrap(), before);
+
+    sandbox
+        .kalshi()
+        .args(["alerts", "remove", "aaaa2"])
+        .assert()
+        .success();
+    assert_eq!(sandbox.conditions().len(), 1);
+}
+
+#[test]
+fn invalid_json_is_reported_with_position_and_left_untouched() {
+    let sandbox = Sandbox::new();
+    std::fs::create_dir_all(sandbox.data_dir()).unwrap();
+    let broken = "{\n  \"conditions\": [\n    {\"id\": \"x\",,}\n  ]\n}\n";
+    std::fs::write(sandbox.alerts_path(), broken).unwrap();
+
+    for args in [
+        vec!["alerts", "list"],
+        vec!["alerts", "add", "price", "T", "--above", "0.5"],
+        vec!["alerts", "remove", "x"],
+        vec!["alerts", "monitor", "--once"],
+    ] {
+        sandbox
+            .kalshi()
+            .args(&args)
+            .assert()
+            .code(1)
+            .stderr(predicate::str::contains(
+                "alerts.json is not valid JSON (line 3, column 16)",
+            ))
+            .stderr(predicate::str::contains("it was left unchanged"));
+    }
+    assert_eq!(
+        std::fs::read_to_string(sandbox.alerts_path()).unwrap(),
+        broken
+    );
+}
+
+#[test]
+fn python_written_file_loads_and_survives_a_rewrite() {
+    let sandbox = Sandbox::new();
+    let mut sentiment = record(
+        "11111111-0000-4000-8000-000000000000",
+        "sentiment_shift",
+        "S",
+        0.2,
+    );
+    sentiment["note"] = json!("written by kalshi_research");
+    sandbox.write_alerts(json!([
+        record(
+            "22222222-0000-4000-8000-000000000000",
+            "price_above",
+            "P",
+            0.6
+        ),
+        sentiment,
+    ]));
+
+    sandbox
+        .kalshi()
+        .args(["alerts", "list"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("sentiment_shift"))
+        .stdout(predicate::str::contains("22222222"));
+
+    sandbox.add(&["volume", "V", "--above", "5"]);
+    let stored = sandbox.conditions();
+    assert_eq!(stored.len(), 3);
+    assert_eq!(stored[1]["condition_type"], "sentiment_shift");
+    assert_eq!(stored[1]["note"], "written by kalshi_research");
+    assert_eq!(stored[0]["threshold"], json!(0.6));
+}
+
+#[test]
+fn concurrent_adds_lose_nothing() {
+    let sandbox = Sandbox::new();
+    let exe = assert_cmd::cargo::cargo_bin("kalshi");
+    let children: Vec<_> = (0..12)
+        .map(|i| {
+            std::process::Command::new(&exe)
+                .args(["alerts", "add", "volume", &format!("T{i}"), "--above", "1"])
+                .env("KALSHI_DATA_DIR", sandbox.data_dir())
+                .env("KALSHI_API_BASE_URL", common::NO_SERVER)
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
+    }
+    let mut tickers: Vec<String> = sandbox
+        .conditions()
+        .iter()
+        .map(|c| c["ticker"].as_str().unwrap().to_string())
+        .collect();
+    tickers.sort();
+    let mut expected: Vec<String> = (0..12).map(|i| format!("T{i}")).collect();
+    expected.sort();
+    assert_eq!(tickers, expected);
+}
+
+#[test]
+fn lower_case_tickers_are_upper_cased() {
+    let sandbox = Sandbox::new();
+    sandbox.add(&["price", "kxbtc-25dec31", "--below", "0.2"]);
+    assert_eq!(sandbox.conditions()[0]["ticker"], "KXBTC-25DEC31");
+}

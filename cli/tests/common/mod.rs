@@ -1,0 +1,117 @@
+//! Shared set-up for the integration tests: a data dir, the real `kalshi`
+//! binary aimed at a loopback server, and helpers to read what it wrote.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use serde_json::{json, Value};
+
+/// Nothing listens on the discard port of loopback, so a test that forgets
+/// to start a server gets "connection refused", never the real API.
+pub const NO_SERVER: &str = "http://127.0.0.1:9/trade-api/v2";
+
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        Sandbox {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn alerts_path(&self) -> PathBuf {
+        self.data_dir().join("alerts.json")
+    }
+
+    /// `kalshi` with this sandbox's data dir and no server.
+    pub fn kalshi(&self) -> Command {
+        self.kalshi_at(NO_SERVER)
+    }
+
+    /// `kalshi` with this sandbox's data dir, reading markets from `base_url`.
+    pub fn kalshi_at(&self, base_url: &str) -> Command {
+        let mut cmd = Command::cargo_bin("kalshi").expect("kalshi binary");
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("KALSHI_DATA_DIR", self.data_dir())
+            .env("KALSHI_API_BASE_URL", base_url)
+            .env("KALSHI_LOG", "info")
+            .current_dir(self.dir.path())
+            .timeout(std::time::Duration::from_secs(60));
+        cmd
+    }
+
+    /// Adds a condition through the CLI and returns its full id.
+    pub fn add(&self, args: &[&str]) -> String {
+        let mut full = vec!["alerts", "add"];
+        full.extend_from_slice(args);
+        self.kalshi().args(&full).assert().success();
+        let conditions = self.conditions();
+        conditions.last().expect("a condition")["id"]
+            .as_str()
+            .expect("an id")
+            .to_string()
+    }
+
+    pub fn conditions(&self) -> Vec<Value> {
+        let text = std::fs::read_to_string(self.alerts_path()).expect("alerts.json");
+        let file: Value = serde_json::from_str(&text).expect("alerts.json is JSON");
+        file["conditions"].as_array().cloned().unwrap_or_default()
+    }
+
+    pub fn write_alerts(&self, conditions: Value) {
+        std::fs::create_dir_all(self.data_dir()).unwrap();
+        let text = serde_json::to_string_pretty(&json!({ "conditions": conditions })).unwrap();
+        std::fs::write(self.alerts_path(), text).unwrap();
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+/// A condition record as the Python tool writes it.
+pub fn record(id: &str, kind: &str, ticker: &str, threshold: f64) -> Value {
+    json!({
+        "id": id,
+        "condition_type": kind,
+        "ticker": ticker,
+        "threshold": threshold,
+        "label": format!("{kind} {ticker}"),
+        "created_at": "2026-01-12T22:08:10.446961+00:00"
+    })
+}
+
+/// The JSON lines of a `--output-file`.
+pub fn fired_records(path: &Path) -> Vec<Value> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => text
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("each line is JSON"))
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// The condition ids that fired, in file order.
+pub fn fired_ids(path: &Path) -> Vec<String> {
+    fired_records(path)
+        .iter()
+        .map(|r| r["condition_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+pub fn stdout_of(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr_of(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
