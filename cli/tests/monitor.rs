@@ -1,0 +1,502 @@
+//! `kalshi alerts monitor` through the real binary against the loopback
+//! Kalshi server serving the recorded fixtures: each condition type firing,
+//! the three payload generations, paging, retries and malformed data.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{fired_ids, fired_records, record, stderr_of, stdout_of, Sandbox};
+use kalshi_test_server::{fixtures, Fault, Scenario, TestServer};
+use predicates::prelude::*;
+use serde_json::{json, Value};
+
+/// Recorded legacy quotes used below: EUCLIMATE-2030 35/44 (midpoint
+/// 0.395, spread 9c, volume 39), USCLIMATE-2025 11/17 (0.14), CHINAUSGDP-30
+/// volume 1976.
+fn legacy() -> Vec<Value> {
+    fixtures::legacy_markets()
+}
+
+fn with_quote(mut markets: Vec<Value>, ticker: &str, bid: &str, ask: &str) -> Vec<Value> {
+    let market = markets
+        .iter_mut()
+        .find(|m| m["ticker"] == ticker)
+        .expect("ticker in fixture");
+    fixtures::set_yes_quote(market, bid, ask);
+    markets
+}
+
+/// `monitor` with an output file and no pause between cycles.
+fn monitor(sandbox: &Sandbox, server: &TestServer, extra: &[&str]) -> std::process::Output {
+    let out = sandbox.path("fired.jsonl");
+    let mut args = vec![
+        "alerts",
+        "monitor",
+        "--interval",
+        "0",
+        "--output-file",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    sandbox
+        .kalshi_at(&server.base_url())
+        .args(&args)
+        .output()
+        .unwrap()
+}
+
+fn fired(sandbox: &Sandbox) -> Vec<String> {
+    fired_ids(&sandbox.path("fired.jsonl"))
+}
+
+#[test]
+fn no_conditions_prints_the_hint_and_exits_zero_in_every_mode() {
+    let sandbox = Sandbox::new();
+    for extra in [
+        &["--once"][..],
+        &[],
+        &["--daemon"],
+        &["--launcher", "daemon"],
+    ] {
+        let mut args = vec!["alerts", "monitor"];
+        args.extend_from_slice(extra);
+        sandbox
+            .kalshi()
+            .args(&args)
+            .assert()
+            .success()
+            .stdout("No alerts configured. Use 'kalshi alerts add' to create some.\n");
+    }
+    assert!(!sandbox.data_dir().join("alert_monitor.log").exists());
+    assert!(!sandbox.data_dir().join("alert_monitor.pid").exists());
+}
+
+#[test]
+fn once_fires_price_spread_and_volume_strictly_above_or_below() {
+    let sandbox = Sandbox::new();
+    sandbox.write_alerts(json!([
+        record("above-fires", "price_above", "EUCLIMATE-2030", 0.39),
+        record("above-equal", "price_above", "EUCLIMATE-2030", 0.395),
+        record("below-fires", "price_below", "USCLIMATE-2025", 0.2),
+        record("below-equal", "price_below", "USCLIMATE-2025", 0.14),
+        record("spread-fires", "spread_above", "EUCLIMATE-2030", 8.0),
+        record("spread-equal", "spread_above", "EUCLIMATE-2030", 9.0),
+        record("volume-fires", "volume_above", "CHINAUSGDP-30", 1975.0),
+        record("volume-equal", "volume_above", "CHINAUSGDP-30", 1976.0),
+        record("not-listed", "price_above", "NO-SUCH-MARKET", 0.1),
+    ]));
+    let server = TestServer::start(Scenario::new(legacy()));
+
+    let output = monitor(&sandbox, &server, &["--once"]);
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    assert_eq!(
+        fired(&sandbox),
+        ["above-fires", "below-fires", "spread-fires", "volume-fires"]
+    );
+
+    let stdout = stdout_of(&output);
+    assert!(stdout.contains("single check"), "{stdout}");
+    assert!(!stdout.contains("Press Ctrl+C"), "{stdout}");
+    assert!(stdout.contains("ALERT EUCLIMATE-2030"), "{stdout}");
+    assert!(
+        stdout.contains("Check complete: 1 cycle(s), 4 alert(s) fired."),
+        "{stdout}"
+    );
+    assert!(
+        stderr_of(&output).contains("alert fired"),
+        "log notifier wrote nothing"
+    );
+
+    let request = &server.requests()[0];
+    assert_eq!(request.path, "/trade-api/v2/markets");
+    assert_eq!(request.param("status"), Some("open"));
+    assert_eq!(request.param("limit"), Some("1000"));
+}
+
+#[test]
+fn fired_record_carries_every_documented_field() {
+    let sandbox = Sandbox::new();
+    sandbox.write_alerts(json!([record(
+        "c-1",
+        "spread_above",
+        "EUCLIMATE-2030",
+        5.0
+    )]));
+    let server = TestServer::start(Scenario::new(legacy()));
+    assert!(monitor(&sandbox, &server, &["--once"]).status.success());
+
+    let records = fired_records(&sandbox.path("fired.jsonl"));
+    let alert = &records[0];
+    assert!(uuid::Uuid::parse_str(alert["id"].as_str().unwrap()).is_ok());
+    assert_eq!(alert["condition_id"], "c-1");
+    assert_eq!(alert["condition_type"], "spread_above");
+    assert_eq!(alert["ticker"], "EUCLIMATE-2030");
+    assert_eq!(alert["label"], "spread_above EUCLIMATE-2030");
+    assert_eq!(alert["threshold"], json!(5));
+    assert_eq!(alert["current_value"], json!(9));
+    let at = alert["triggered_at"].as_str().unwrap();
+    assert!(at.ends_with("+00:00"), "{at}");
+    assert!(chrono::DateTime::parse_from_rfc3339(at).is_ok(), "{at}");
+    assert_eq!(
+        alert["market_data"],
+        json!({"ticker": "EUCLIMATE-2030", "title": "", "yes_bid": 0.35, "yes_ask": 0.44, "volume": 39})
+    );
+}
+
+#[test]
+fn crossing_and_move_fire_on_the_second_cycle() {
+    let sandbox = Sandbox::new();
+    sandbox.write_alerts(json!([
+        record("cross-up", "price_crosses", "EUCLIMATE-2030", 0.45),
+        record("cross-missed", "price_crosses", "EUCLIMATE-2030", 0.6),
+        record("cross-down", "price_crosses", "USCLIMATE-2025", 0.1),
+        record("move-fires", "edge_detected", "EUCLIMATE-2030", 0.115),
+        record("move-small", "edge_detected", "EUCLIMATE-2030", 0.2),
+    ]));
+    let moved = with_quote(legacy(), "EUCLIMATE-2030", "0.50", "0.52");
+    let moved = with_quote(moved, "USCLIMATE-2025", "0.04", "0.06");
+    let scenario = Scenario::new(legacy()).then(moved);
+
+    let once = TestServer::start(scenario.clone());
+    assert!(monitor(&sandbox, &once, &["--once"]).status.success());
+    assert!(
+        fired(&sandbox).is_empty(),
+        "a one-check run has nothing to compare with"
+    );
+
+    let twice = TestServer::start(scenario);
+    let output = monitor(&sandbox, &twice, &["--cycles", "2"]);
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    assert_eq!(fired(&sandbox), ["cross-up", "cross-down", "move-fires"]);
+    assert_eq!(twice.scans_started(), 2);
+}
+
+#[test]
+fn a_condition_fires_once_per_run() {
+    let sandbox = Sandbox::new();
+    sandbox.write_alerts(json!([record("c", "price_above", "EUCLIMATE-2030", 0.3)]));
+    let server = TestServer::start(Scenario::new(legacy()));
+    let output = monitor(&sandbox, &server, &["--cycles", "3"]);
+    assert!(output.status.success());
+    assert_eq!(fired(&sandbox), ["c"]);
+    assert!(stdout_of(&output).contains("3 cycle(s), 1 alert(s) fired"));
+}
+
+#[test]
+fn all_three_payload_generations_are_read_exactly() {
+    let transitional = fixtures::transitional_markets();
+    let mut sub_penny = transitional[0].clone();
+    fixtures::set_yes_quote(&mut sub_penny, "0.4550", "0.4560");
+    let mut current = fixtures::to_current(&transitional[1]);
+    fixtures::set_yes_quote(&mut current, "0.7000", "0.7100");
+    fixtures::set_volume(&mut current, "12.50");
+    let mut unquoted = fixtures::to_current(&transitional[2]);
+    unquoted.as_object_mut().unwrap().remove("yes_bid_dollars");
+    let mut markets = legacy();
+    markets.extend([sub_penny.clone(), current.clone(), unquoted.clone()]);
+
+    let ticker = |m: &Value| m["ticker"].as_str().unwrap().to_string();
+    let sandbox = Sandbox::new();
+    sandbox.write_alerts(json!([
+        record("legacy", "price_above", "EUCLIMATE-2030", 0.39),
+        record("transitional", "price_above", &ticker(&sub_penny), 0.455),
+        record(
+            "transitional-equal",
+            "price_above",
+            &ticker(&sub_penny),
+            0.4555
+        ),
+        record("current", "price_above", &ticker(&current), 0.7),
+        record("current-volume", "volume_above", &ticker(&current), 12.4),
+        record("missing-bid", "price_below", &ticker(&unquoted), 0.99),
+    ]));
+    let server = TestServer::start(Scenario::new(markets));
+
+    let output = monitor(&sandbox, &server, &["--once"]);
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    assert_eq!(
+        fired(&sandbox),
+        ["legacy", "transitional", "current", "current-volume"]
+    );
+    let records = fired_records(&sandbox.path("fired.jsonl"));
+    assert_eq!(records[1]["current_value"], json!(0.4555));
+    assert_eq!(records[1]["market_data"]["yes_bid"], json!(0.455));
+    assert_eq!(records[2]["current_value"], json!(0.705));
+    assert_eq!(records[3]["current_value"], json!(12.5));
+}
+
+/// 2,500 markets derived from the recording: three pages of 1,000.
+fn many_markets() -> Vec<Value> {
+    let base = legacy();
+    (0..2500)
+        .map(|i| {
+            let mut market = base[i % base.len()].clone();
+            market["ticker"] = json!(format!("DERIVED-{i:04}"));
+            market["status"] = json!("active");
+            market
+        })
+        .collect()
+}
+
+#[test]
+fn pagination_follows_the_cursor_to_the_last_page() {
+    let sandbox = Sandbox::new();
+    let last_page_ticker = "DERIVED-2400";
+    sandbox.write_alerts(json!([record(
+        "deep",
+        "volume_above",
+        last_page_ticker,
+        0.0
+    )]));
+    let markets = many_markets();
+    assert!(markets[2400]["volume"].as_i64().unwrap() > 0);
+    let server = TestServer::start(Scenario::new(markets));
+
+    let output = monitor(&sandbox, &server, &["--once"]);
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    assert_eq!(fired(&sandbox), ["deep"]);
+
+    let requests = server.requests();
+    assert_eq!(requests.len(), 3);
+    assert_eq!(requests[0].param("cursor"), None);
+    assert!(requests[1].param("cursor").is_some());
+    assert!(requests[2].param("cursor").is_some());
+    assert!(stderr_of(&output).contains("pages=3 markets=2500"));
+}
+
+#[test]
+fn max_pages_truncates_the_scan_and_warns() {
+    let sandbox = Sandbox::new();
+    sandbox.write_alerts(json!([
+        record("early", "volume_above", "DERIVED-0000", 0.0),
+        record("deep", "volume_above", "DERIVED-2400", 0.0),
+    ]));
+    let server = TestServer::start(Scenario::new(many_markets()));
+
+    let output = monitor(&sandbox, &server, &["--once", "--max-pages", "1"]);
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    assert_eq!(fired(&sandbox), ["early"]);
+    assert_eq!(server.requests().len(), 1);
+    let stderr = stderr_of(&output);
+    assert!(
+        stderr.contains("scan truncated by --max-pages after 1 page(s) and 1000 market(s)"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_429_is_retried_after_its_retry_after() {
+    let sandbox = Sandbox::new();
+    sandbox.write_alerts(json!([record("c", "price_above", "EUCLIMATE-2030", 0.3)]));
+    let scenario = Scenario::new(legacy()).fault_on_request(
+        0,
+        Fault::Status {
+            code: 429,
+            retry_after: Some("2".into()),
+        },
+    );
+    let server = TestServer::start(scenario);
+
+    let started = Instant::now();
+    let output = monitor(&sandbox, &server, &["--once"]);
+    let took = started.elapsed();
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    assert_eq!(fired(&sandbox), ["c"]);
+    assert_eq!(server.requests().len(), 2);
+    // Backoff alone would wait at most 0.5 s; only Retry-After explains 2 s.
+    assert!(took >= Duration::from_secs(2), "retried after {took:?}");
+    assert!(stderr_of(&output).contains("HTTP 429"));
+}
+
+#[test]
+fn a_500_is_retried_with_backoff() {
+    let sandbox = Sandbox::new();
+    sandbox.write_alerts(json!([record("c", "price_above", "EUCLIMATE-2030", 0.3)]));
+    let scenario = Scenario::new(legacy())
+        .fault_on_request(
+            0,
+            Fault::Status {
+                code: 500,
+                retry_after: None,
+            },
+        )
+        .fault_on_request(
+            1,
+            Fault::Status {
+                code: 503,
+                retry_after: None,
+            },
+        );
+    let server = TestServer::start(scenario);
+
+    let output = monitor(&sandbox, &server, &["--once"]);
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    assert_eq!(fired(&sandbox), ["c"]);
+    assert_eq!(server.requests().len(), 3);
+    let stderr = stderr_of(&output);
+    assert_eq!(
+        stderr.matches("request failed; retrying").count(),
+        2,
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_slow_response_times_out_and_is_retried() {
+    let sandbox = Sandbox::new();
+    sandbox.write_alerts(json!([record("c", "price_above", "EUCLIMATE-2030", 0.3)]));
+    let scenario =
+        Scenario::new(legacy()).fault_on_request(0, Fault::Delay(Duration::from_secs(5)));
+    let server = TestServer::start(scenario);
+
+    let output = monitor(&sandbox, &server, &["--once", "--timeout", "1"]);
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    assert_eq!(fired(&sandbox), ["c"]);
+    assert!(stderr_of(&output).contains("timed out"));
+}
+
+#[test]
+fn a_malformed_page_fails_the_cycle_and_the_next_cycle_runs() {
+    let sandbox = Sandbox::new();
+    sandbox.write_alerts(json!([record("c", "price_above", "EUCLIMATE-2030", 0.3)]));
+    let server =
+        TestServer::start(Scenario::new(legacy()).fault_on_request(0, Fault::MalformedBody));
+
+    let output = monitor(&sandbox, &server, &["--cycles", "2"]);
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    let stderr = stderr_of(&output);
+    assert!(stderr.contains("page 1 of GET"), "{stderr}");
+    assert!(stderr.contains("is malformed: not valid JSON"), "{stderr}");
+    assert!(stderr.contains("the next cycle will try again"), "{stderr}");
+    assert_eq!(fired(&sandbox), ["c"]);
+}
+
+#[test]
+fn a_single_check_that_fails_exits_one() {
+    let sandbox = Sandbox::new();
+    sandbox.write_alerts(json!([record("c", "price_above", "EUCLIMATE-2030", 0.3)]));
+    let server = TestServer::start(Scenario::new(legacy()).fault_on_request(
+        0,
+        Fault::Status {
+            code: 404,
+            retry_after: None,
+        },
+    ));
+    let output = monitor(&sandbox, &server, &["--once"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr_of(&output).contains("every check failed; last error: GET"));
+    assert_eq!(server.requests().len(), 1, "a 404 must not be retried");
+}
+
+#[test]
+fn a_malformed_market_is_skipped_with_a_warning_naming_it() {
+    let sandbox = Sandbox::new();
+    sandbox.write_alerts(json!([
+        record("good", "price_above", "EUCLIMATE-2030", 0.3),
+        record("bad", "price_above", "BROKEN-1", 0.0),
+    ]));
+    let mut markets = legacy();
+    markets.insert(0, json!({"ticker": "BROKEN-1", "status": "active", "yes_bid_dollars": "forty", "yes_ask": 50}));
+    let server = TestServer::start(Scenario::new(markets));
+
+    let output = monitor(&sandbox, &server, &["--once"]);
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    assert_eq!(fired(&sandbox), ["good"]);
+    let stderr = stderr_of(&output);
+    assert!(
+        stderr.contains("skipped malformed market ticker=BROKEN-1"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn unsupported_and_expired_conditions_are_skipped() {
+    let sandbox = Sandbox::new();
+    let mut expired = record("expired", "price_above", "EUCLIMATE-2030", 0.1);
+    expired["expires_at"] = json!("2020-01-01T00:00:00+00:00");
+    sandbox.write_alerts(json!([
+        record("sentiment", "sentiment_shift", "EUCLIMATE-2030", 0.1),
+        expired,
+        record("live", "price_above", "EUCLIMATE-2030", 0.1),
+    ]));
+    let server = TestServer::start(Scenario::new(legacy()));
+
+    let output = monitor(&sandbox, &server, &["--cycles", "2"]);
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    assert_eq!(fired(&sandbox), ["live"]);
+    let stderr = stderr_of(&output);
+    assert_eq!(
+        stderr.matches("condition type is not evaluated").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(stderr.contains("kind=sentiment_shift"), "{stderr}");
+}
+
+#[test]
+fn unknown_notifier_or_launcher_is_refused_before_anything_runs() {
+    let sandbox = Sandbox::new();
+    sandbox.write_alerts(json!([record("c", "price_above", "EUCLIMATE-2030", 0.3)]));
+    let server = TestServer::start(Scenario::new(legacy()));
+
+    sandbox
+        .kalshi_at(&server.base_url())
+        .args(["alerts", "monitor", "--once", "--notifier", "console,slack"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "unknown notifier \"slack\"; registered notifiers: console, file, log",
+        ));
+    sandbox
+        .kalshi_at(&server.base_url())
+        .args(["alerts", "monitor", "--once", "--notifier", "file"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("setting path: missing"))
+        .stderr(predicate::str::contains("--output-file"));
+    sandbox
+        .kalshi_at(&server.base_url())
+        .args(["alerts", "monitor", "--once", "--launcher", "systemd"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "registered launchers: daemon, foreground",
+        ));
+    assert!(server.requests().is_empty());
+}
+
+#[test]
+fn base_url_override_wins_over_the_environment() {
+    let sandbox = Sandbox::new();
+    sandbox.write_alerts(json!([record("c", "price_above", "EUCLIMATE-2030", 0.3)]));
+    let server = TestServer::start(Scenario::new(legacy()));
+    let output = monitor(&sandbox, &server, &["--once", "--notifier", "log"]);
+    assert!(output.status.success());
+    let demo = sandbox
+        .kalshi_at(&server.base_url())
+        .args(["--env", "demo", "alerts", "monitor", "--once"])
+        .output()
+        .unwrap();
+    assert!(demo.status.success(), "{}", stderr_of(&demo));
+    assert_eq!(server.requests().len(), 2);
+}
+
+#[test]
+fn replay_source_fires_with_no_network() {
+    let sandbox = Sandbox::new();
+    sandbox.write_alerts(json!([
+        record("p", "price_above", "AITURING", 0.6),
+        record("x", "price_crosses", "HIGHAUS-24JUL13-T90", 0.4),
+    ]));
+    let out = sandbox.path("fired.jsonl");
+    let output = sandbox
+        .kalshi()
+        .args(["alerts", "monitor", "--source", "replay", "--interval", "0"])
+        .args(["--output-file", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    assert_eq!(fired_ids(&out), ["p", "x"]);
+    assert!(stdout_of(&output).contains("Replay finished: 100 cycle(s), 2 alert(s) fired."));
+}
