@@ -6,6 +6,7 @@
 mod args;
 mod commands;
 mod error;
+mod output;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -24,7 +25,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {}", e.message);
+            output::error_line(format_args!("error: {}", e.message));
             ExitCode::from(e.code)
         }
     }
@@ -52,5 +53,6 @@ fn init_logging() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
+        .log_internal_errors(false)
         .init();
 }

@@ -10,6 +10,7 @@ use kalshi_alerts_core::{Condition, ConditionType};
 use super::Context;
 use crate::args::{AddArgs, ConditionKind};
 use crate::error::{CliError, CliResult};
+use crate::output::say;
 
 pub fn run(context: &Context, args: AddArgs) -> CliResult<ExitCode> {
     let condition = build(&args)?;
@@ -19,10 +20,10 @@ pub fn run(context: &Context, args: AddArgs) -> CliResult<ExitCode> {
         Ok::<_, CliError>(())
     })??;
 
-    println!("Alert added: {}", condition.label);
-    println!("ID: {}", &condition.id[..8]);
+    say!("Alert added: {}", condition.label);
+    say!("ID: {}", &condition.id[..8]);
     if let Some(expires) = &condition.expires_at {
-        println!("Expires: {expires}");
+        say!("Expires: {expires}");
     }
     Ok(ExitCode::SUCCESS)
 }

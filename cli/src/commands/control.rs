@@ -7,6 +7,7 @@ use kalshi_alerts_core::lock::MonitorLock;
 
 use super::Context;
 use crate::error::{CliError, CliResult};
+use crate::output::say;
 
 /// LSB's "program is not running" status code.
 const NOT_RUNNING: u8 = 3;
@@ -14,13 +15,13 @@ const NOT_RUNNING: u8 = 3;
 pub fn status(context: &Context) -> CliResult<ExitCode> {
     match holder(context)? {
         Some(pid) => {
-            println!("Alert monitor is running (PID: {pid})");
-            println!("Data dir: {}", context.data_dir.display());
-            println!("Logs: {}", context.log_path().display());
+            say!("Alert monitor is running (PID: {pid})");
+            say!("Data dir: {}", context.data_dir.display());
+            say!("Logs: {}", context.log_path().display());
             Ok(ExitCode::SUCCESS)
         }
         None => {
-            println!(
+            say!(
                 "Alert monitor is not running for {}",
                 context.data_dir.display()
             );
@@ -31,7 +32,7 @@ pub fn status(context: &Context) -> CliResult<ExitCode> {
 
 pub fn stop(context: &Context, timeout: u64) -> CliResult<ExitCode> {
     let Some(pid) = holder(context)? else {
-        println!(
+        say!(
             "Alert monitor is not running for {}",
             context.data_dir.display()
         );
@@ -42,7 +43,7 @@ pub fn stop(context: &Context, timeout: u64) -> CliResult<ExitCode> {
     let deadline = Instant::now() + Duration::from_secs(timeout);
     while Instant::now() < deadline {
         if holder(context)?.is_none() {
-            println!("Alert monitor stopped (PID: {pid})");
+            say!("Alert monitor stopped (PID: {pid})");
             return Ok(ExitCode::SUCCESS);
         }
         std::thread::sleep(Duration::from_millis(50));

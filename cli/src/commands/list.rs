@@ -7,19 +7,20 @@ use kalshi_alerts_core::Condition;
 
 use super::Context;
 use crate::error::CliResult;
+use crate::output::say;
 
 pub fn run(context: &Context, json: bool) -> CliResult<ExitCode> {
     let file = context.store().load()?;
     if json {
         let text = serde_json::to_string_pretty(&file.conditions).expect("conditions serialise");
-        println!("{text}");
+        say!("{text}");
         return Ok(ExitCode::SUCCESS);
     }
     if file.conditions.is_empty() {
-        println!("No active alerts.");
+        say!("No active alerts.");
         return Ok(ExitCode::SUCCESS);
     }
-    print!("{}", table(&file.conditions));
+    crate::output::text(&table(&file.conditions));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -20,13 +20,14 @@ use kalshi_alerts_core::{
 use super::Context;
 use crate::args::{MonitorArgs, SourceKind};
 use crate::error::{CliError, CliResult};
+use crate::output::say;
 
 const NO_ALERTS: &str = "No alerts configured. Use 'kalshi alerts add' to create some.";
 
 pub fn run(context: &Context, args: MonitorArgs) -> CliResult<ExitCode> {
     let conditions = context.store().load()?.conditions;
     if conditions.is_empty() {
-        println!("{NO_ALERTS}");
+        say!("{NO_ALERTS}");
         return Ok(ExitCode::SUCCESS);
     }
     check_expiries(&conditions)?;
@@ -62,8 +63,8 @@ pub fn run(context: &Context, args: MonitorArgs) -> CliResult<ExitCode> {
         .map_err(|e| CliError::invalid(e.message))?
     {
         LaunchOutcome::Detached { pid, log_path } => {
-            println!("Alert monitor started in background (PID: {pid})");
-            println!("Logs: {}", log_path.display());
+            say!("Alert monitor started in background (PID: {pid})");
+            say!("Logs: {}", log_path.display());
             Ok(ExitCode::SUCCESS)
         }
         LaunchOutcome::Finished(report) => finish(&report),
@@ -207,17 +208,17 @@ fn run_here(
     let mut monitor = Monitor::new(source, conditions, notifiers);
 
     match max_cycles {
-        Some(1) => println!("Monitoring {count} alert(s) (single check)"),
-        Some(n) => println!(
+        Some(1) => say!("Monitoring {count} alert(s) (single check)"),
+        Some(n) => say!(
             "Monitoring {count} alert(s) ({n} checks, every {}s)",
             args.interval
         ),
         None => {
-            println!(
+            say!(
                 "Monitoring {count} alert(s) (checking every {}s)",
                 args.interval
             );
-            println!("Press Ctrl+C to stop");
+            say!("Press Ctrl+C to stop");
         }
     }
     tracing::info!(
@@ -263,9 +264,9 @@ fn finish(report: &RunReport) -> CliResult<ExitCode> {
         report.cycles, report.alerts_fired
     );
     match report.stop {
-        StopReason::Signal => println!("Alert monitor stopped: {summary}."),
-        StopReason::ReplayFinished => println!("Replay finished: {summary}."),
-        StopReason::CycleLimit => println!("Check complete: {summary}."),
+        StopReason::Signal => say!("Alert monitor stopped: {summary}."),
+        StopReason::ReplayFinished => say!("Replay finished: {summary}."),
+        StopReason::CycleLimit => say!("Check complete: {summary}."),
     }
     if report.stop == StopReason::CycleLimit && report.failed_cycles == report.cycles {
         let last = report.last_error.as_deref().unwrap_or("unknown error");

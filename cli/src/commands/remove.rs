@@ -6,6 +6,7 @@ use kalshi_alerts_core::store::LookupError;
 
 use super::Context;
 use crate::error::{CliError, CliResult};
+use crate::output::say;
 
 pub fn run(context: &Context, id_prefix: &str) -> CliResult<ExitCode> {
     let removed = context.store().update(|file| {
@@ -16,7 +17,7 @@ pub fn run(context: &Context, id_prefix: &str) -> CliResult<ExitCode> {
         Ok::<_, CliError>(file.conditions.remove(index))
     })??;
 
-    println!(
+    say!(
         "Alert removed: {} ({})",
         removed.label,
         removed.id.chars().take(8).collect::<String>()

@@ -14,6 +14,7 @@ use kalshi_alerts_core::store::write_atomically;
 use super::Context;
 use crate::args::TrimLogArgs;
 use crate::error::{CliError, CliResult};
+use crate::output::say;
 
 const MIB: u64 = 1024 * 1024;
 
@@ -31,13 +32,13 @@ pub fn run(context: &Context, args: TrimLogArgs) -> CliResult<ExitCode> {
     let size = match std::fs::metadata(&log) {
         Ok(meta) => meta.len(),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            println!("No log file at {}; nothing to trim.", log.display());
+            say!("No log file at {}; nothing to trim.", log.display());
             return Ok(ExitCode::SUCCESS);
         }
         Err(e) => return Err(CliError::invalid(format!("log {}: {e}", log.display()))),
     };
     if size <= args.max_mb * MIB {
-        println!(
+        say!(
             "Log {} is {} bytes, within --max-mb {}; nothing to trim.",
             log.display(),
             size,
@@ -57,7 +58,7 @@ pub fn run(context: &Context, args: TrimLogArgs) -> CliResult<ExitCode> {
     let tail = read_tail(&log, size, args.keep_mb * MIB)
         .map_err(|e| CliError::invalid(format!("cannot read log {}: {e}", log.display())))?;
     if !args.apply {
-        println!(
+        say!(
             "Would trim {} from {} to {} bytes, keeping whole lines (dry run; pass --apply to trim).",
             log.display(),
             size,
@@ -67,7 +68,7 @@ pub fn run(context: &Context, args: TrimLogArgs) -> CliResult<ExitCode> {
     }
     write_atomically(&log, &tail)
         .map_err(|e| CliError::invalid(format!("cannot rewrite log {}: {e}", log.display())))?;
-    println!(
+    say!(
         "Trimmed {} from {} to {} bytes.",
         log.display(),
         size,

@@ -1,0 +1,334 @@
+//! The daemon launcher and the monitor's lifecycle through the real binary:
+//! start, the lock and its refusals, the log, SIGHUP, SIGTERM, `status`,
+//! `stop`, and `trim-log`.
+#![cfg(unix)]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{record, stderr_of, stdout_of, Sandbox};
+use kalshi_test_server::{fixtures, Scenario, TestServer};
+use predicates::prelude::*;
+use serde_json::json;
+
+/// Kills the daemon if a test fails before stopping it.
+struct DaemonGuard(i32);
+
+impl Drop for DaemonGuard {
+    fn drop(&mut self) {
+        unsafe {
+            libc::kill(self.0, libc::SIGKILL);
+        }
+    }
+}
+
+fn alive(pid: i32) -> bool {
+    // A zombie still answers kill(0); the lock file is the truth, so tests
+    // use `status` for "stopped" and this only for "still running".
+    unsafe { libc::kill(pid, 0) == 0 }
+}
+
+fn signal(pid: i32, sig: i32) {
+    assert_eq!(unsafe { libc::kill(pid, sig) }, 0, "kill({pid}, {sig})");
+}
+
+/// Waits (bounded) until `check` holds.
+fn eventually(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn sandbox_with_condition() -> Sandbox {
+    let sandbox = Sandbox::new();
+    sandbox.write_alerts(json!([record("c", "price_above", "EUCLIMATE-2030", 0.3)]));
+    sandbox
+}
+
+/// Starts a daemon and returns its PID from the launcher's message.
+fn start_daemon(sandbox: &Sandbox, server: &TestServer) -> (i32, DaemonGuard) {
+    let output = sandbox
+        .kalshi_at(&server.base_url())
+        .args(["alerts", "monitor", "--daemon", "--interval", "1"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    let stdout = stdout_of(&output);
+    let pid: i32 = stdout
+        .split("(PID: ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .and_then(|pid| pid.parse().ok())
+        .unwrap_or_else(|| panic!("no PID in {stdout:?}"));
+    let log = sandbox.data_dir().join("alert_monitor.log");
+    assert!(
+        stdout.contains(&format!("Logs: {}", log.display())),
+        "{stdout}"
+    );
+    (pid, DaemonGuard(pid))
+}
+
+fn log_text(sandbox: &Sandbox) -> String {
+    std::fs::read_to_string(sandbox.data_dir().join("alert_monitor.log")).unwrap_or_default()
+}
+
+fn status_code(sandbox: &Sandbox) -> Option<i32> {
+    sandbox
+        .kalshi()
+        .args(["alerts", "status"])
+        .output()
+        .unwrap()
+        .status
+        .code()
+}
+
+#[test]
+fn daemon_starts_logs_refuses_a_second_and_stops_on_sigterm() {
+    let sandbox = sandbox_with_condition();
+    let server = TestServer::start(Scenario::new(fixtures::legacy_markets()));
+    let (pid, _guard) = start_daemon(&sandbox, &server);
+
+    assert!(alive(pid));
+    let lock = std::fs::read_to_string(sandbox.data_dir().join("alert_monitor.pid")).unwrap();
+    assert_eq!(lock.trim(), pid.to_string());
+    eventually(
+        "the first cycle in the log",
+        Duration::from_secs(20),
+        || log_text(&sandbox).contains("cycle complete"),
+    );
+    let log = log_text(&sandbox);
+    assert!(log.contains("monitor started"), "{log}");
+    assert!(log.contains("ALERT EUCLIMATE-2030"), "{log}");
+    assert!(
+        !log.contains("Press Ctrl+C") || log.contains("checking every 1s"),
+        "{log}"
+    );
+
+    sandbox
+        .kalshi_at(&server.base_url())
+        .args(["alerts", "monitor", "--daemon"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(format!(
+            "an alert monitor is already running for {} (PID: {pid})",
+            sandbox.data_dir().display()
+        )));
+    sandbox
+        .kalshi_at(&server.base_url())
+        .args(["alerts", "monitor", "--once"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(format!("(PID: {pid})")));
+
+    sandbox
+        .kalshi()
+        .args(["alerts", "status"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!("running (PID: {pid})")));
+
+    signal(pid, libc::SIGHUP);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(alive(pid), "SIGHUP killed the daemon");
+    assert_eq!(status_code(&sandbox), Some(0));
+
+    signal(pid, libc::SIGTERM);
+    eventually(
+        "the daemon to release its lock",
+        Duration::from_secs(20),
+        || status_code(&sandbox) == Some(3),
+    );
+    eventually("the stop line in the log", Duration::from_secs(5), || {
+        log_text(&sandbox).contains("Alert monitor stopped:")
+    });
+    assert!(log_text(&sandbox).contains("monitor stopped"));
+}
+
+#[test]
+fn stop_command_stops_the_daemon() {
+    let sandbox = sandbox_with_condition();
+    let server = TestServer::start(Scenario::new(fixtures::legacy_markets()));
+    let (pid, _guard) = start_daemon(&sandbox, &server);
+
+    sandbox
+        .kalshi()
+        .args(["alerts", "stop"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!(
+            "Alert monitor stopped (PID: {pid})"
+        )));
+    sandbox
+        .kalshi()
+        .args(["alerts", "status"])
+        .assert()
+        .code(3)
+        .stdout(predicate::str::contains("not running"));
+    sandbox
+        .kalshi()
+        .args(["alerts", "stop"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("not running"));
+}
+
+#[test]
+fn daemon_survives_a_network_fault_and_keeps_cycling() {
+    let sandbox = sandbox_with_condition();
+    // No server at all: every cycle fails, and the daemon must not die of it.
+    let output = sandbox
+        .kalshi()
+        .args([
+            "alerts",
+            "monitor",
+            "--daemon",
+            "--interval",
+            "1",
+            "--timeout",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    let pid: i32 = stdout_of(&output)
+        .split("(PID: ")
+        .nth(1)
+        .and_then(|r| r.split(')').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap();
+    let _guard = DaemonGuard(pid);
+
+    eventually("a failed cycle in the log", Duration::from_secs(60), || {
+        log_text(&sandbox).contains("market scan failed")
+    });
+    assert!(alive(pid));
+    assert_eq!(status_code(&sandbox), Some(0));
+    sandbox.kalshi().args(["alerts", "stop"]).assert().success();
+}
+
+#[test]
+fn foreground_monitor_stops_cleanly_on_sigterm() {
+    let sandbox = sandbox_with_condition();
+    let server = TestServer::start(Scenario::new(fixtures::legacy_markets()));
+    let mut child: Child = Command::new(assert_cmd::cargo::cargo_bin("kalshi"))
+        .args(["alerts", "monitor", "--interval", "3600"])
+        .env("KALSHI_DATA_DIR", sandbox.data_dir())
+        .env("KALSHI_API_BASE_URL", server.base_url())
+        .env("KALSHI_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _guard = DaemonGuard(child.id() as i32);
+
+    // Reading stops at the first cycle and the pipe is closed: later log
+    // lines meet a closed stderr, which must not crash the monitor.
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    for line in stderr.lines() {
+        if line.unwrap().contains("cycle complete") {
+            break;
+        }
+    }
+    signal(child.id() as i32, libc::SIGTERM);
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "exit {:?}", output.status);
+    let stdout = stdout_of(&output);
+    assert!(stdout.contains("Press Ctrl+C to stop"), "{stdout}");
+    assert!(stdout.contains("ALERT EUCLIMATE-2030"), "{stdout}");
+    assert!(
+        stdout.contains("Alert monitor stopped: 1 cycle(s), 1 alert(s) fired."),
+        "{stdout}"
+    );
+    assert_eq!(status_code(&sandbox), Some(3));
+}
+
+#[test]
+fn trim_log_keeps_whole_recent_lines_and_refuses_while_the_daemon_runs() {
+    let sandbox = sandbox_with_condition();
+    std::fs::create_dir_all(sandbox.data_dir()).unwrap();
+    let log = sandbox.data_dir().join("alert_monitor.log");
+    let line = "2026-12-04T00:00:00Z INFO a line of an old log that fills the disk slowly\n";
+    let original = line.repeat(3 * 1024 * 1024 / line.len());
+    std::fs::write(&log, &original).unwrap();
+
+    sandbox
+        .kalshi()
+        .args(["alerts", "trim-log", "--max-mb", "2", "--keep-mb", "1"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("dry run; pass --apply"));
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), original);
+
+    sandbox
+        .kalshi()
+        .args([
+            "alerts",
+            "trim-log",
+            "--max-mb",
+            "2",
+            "--keep-mb",
+            "1",
+            "--apply",
+        ])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Trimmed"));
+    let trimmed = std::fs::read_to_string(&log).unwrap();
+    assert!(trimmed.len() <= 1024 * 1024 && trimmed.len() > 1024 * 1024 - line.len());
+    assert!(
+        trimmed.starts_with("2026-12-04T00:00:00Z INFO"),
+        "cut mid-line"
+    );
+    assert!(original.ends_with(&trimmed));
+
+    sandbox
+        .kalshi()
+        .args(["alerts", "trim-log", "--keep-mb", "3", "--max-mb", "2"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "--keep-mb (3) must not exceed --max-mb (2)",
+        ));
+
+    let server = TestServer::start(Scenario::new(fixtures::legacy_markets()));
+    std::fs::write(&log, &original).unwrap();
+    let (pid, _guard) = start_daemon(&sandbox, &server);
+    sandbox
+        .kalshi()
+        .args([
+            "alerts",
+            "trim-log",
+            "--max-mb",
+            "1",
+            "--keep-mb",
+            "0",
+            "--apply",
+        ])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(format!(
+            "the alert monitor (PID: {pid}) is writing to"
+        )));
+    assert!(std::fs::read_to_string(&log)
+        .unwrap()
+        .starts_with(&original));
+    sandbox.kalshi().args(["alerts", "stop"]).assert().success();
+}
+
+#[test]
+fn daemon_with_bad_options_starts_nothing() {
+    let sandbox = sandbox_with_condition();
+    sandbox
+        .kalshi()
+        .args(["alerts", "monitor", "--daemon", "--notifier", "nope"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("unknown notifier \"nope\""));
+    assert!(!sandbox.data_dir().join("alert_monitor.log").exists());
+    assert_eq!(status_code(&sandbox), Some(3));
+}
