@@ -17,7 +17,11 @@ struct Print;
 #[async_trait]
 impl Notifier for Print {
     async fn notify(&self, alert: &FiredAlert) -> Result<(), NotifyError> {
-        println!("{}  {}", alert.triggered_at.format("%H:%M:%S"), alert.summary());
+        println!(
+            "{}  {}",
+            alert.triggered_at.format("%H:%M:%S"),
+            alert.summary()
+        );
         Ok(())
     }
 }
