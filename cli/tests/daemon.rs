@@ -332,3 +332,27 @@ fn daemon_with_bad_options_starts_nothing() {
     assert!(!sandbox.data_dir().join("alert_monitor.log").exists());
     assert_eq!(status_code(&sandbox), Some(3));
 }
+
+#[test]
+fn a_daemon_that_dies_at_start_is_reported_with_the_log() {
+    let sandbox = sandbox_with_condition();
+    // A directory where the lock file belongs: the launcher's check sees no
+    // running monitor, but the background copy cannot take the lock and exits.
+    std::fs::create_dir_all(sandbox.data_dir().join("alert_monitor.pid")).unwrap();
+    let log = sandbox.data_dir().join("alert_monitor.log");
+
+    sandbox
+        .kalshi()
+        .args(["alerts", "monitor", "--daemon"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "the background monitor exited at start",
+        ))
+        .stderr(predicate::str::contains(format!("see {}", log.display())));
+    assert!(
+        log_text(&sandbox).contains("monitor lock"),
+        "{}",
+        log_text(&sandbox)
+    );
+}

@@ -9,6 +9,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use crate::monitor::RunReport;
+use crate::notifier::SettingSpec;
 
 /// Everything a launcher needs to run one monitor.
 pub struct MonitorJob {
@@ -81,6 +82,8 @@ pub trait Launcher: Send + Sync {
 pub struct LauncherPlugin {
     pub name: &'static str,
     pub description: &'static str,
+    /// The settings it accepts; the built-in launchers take none.
+    pub settings: &'static [SettingSpec],
     pub build: fn() -> Box<dyn Launcher>,
 }
 

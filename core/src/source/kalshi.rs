@@ -395,3 +395,32 @@ mod tests {
         assert_eq!(encode_query_value("f1o100"), "f1o100");
     }
 }
+
+#[cfg(test)]
+mod server_tests {
+    use kalshi_test_server::{fixtures, Scenario, TestServer};
+
+    use super::*;
+
+    fn client(server: &TestServer, page_limit: u32) -> KalshiClient {
+        let mut config = ClientConfig::new(server.base_url());
+        config.page_limit = page_limit;
+        KalshiClient::new(config).unwrap()
+    }
+
+    #[tokio::test]
+    async fn pages_are_paced_under_the_read_limit() {
+        let server = TestServer::start(Scenario::new(fixtures::legacy_markets()));
+        let mut client = client(&server, 40);
+
+        let started = Instant::now();
+        let scan = client.scan(&HashSet::new()).await.unwrap();
+        let took = started.elapsed();
+
+        // 232 open markets at 40 a page: 6 requests, so at least 5 gaps of
+        // 1/20 s between them, however fast the server answers.
+        assert_eq!(scan.pages, 6);
+        assert_eq!(scan.markets_read, 232);
+        assert!(took >= Duration::from_millis(250), "6 requests in {took:?}");
+    }
+}

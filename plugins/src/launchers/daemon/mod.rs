@@ -142,6 +142,7 @@ kalshi_alerts_core::inventory::submit! {
     LauncherPlugin {
         name: NAME,
         description: "starts a detached background monitor that logs to alert_monitor.log in the data dir",
+        settings: &[],
         build: || Box::new(Daemon),
     }
 }

@@ -16,6 +16,7 @@ kalshi_alerts_core::inventory::submit! {
     LauncherPlugin {
         name: NAME,
         description: "runs the monitor in this terminal until Ctrl-C or SIGTERM",
+        settings: &[],
         build: || Box::new(Foreground),
     }
 }
