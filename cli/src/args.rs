@@ -64,10 +64,10 @@ pub enum AlertsCommand {
     /// Shrink the daemon's log, keeping its most recent part (dry run unless --apply).
     TrimLog(TrimLogArgs),
 
-    /// Say whether a background monitor runs for this data dir (exit 3 if not).
+    /// Say whether a monitor (daemon or foreground) runs for this data dir (exit 3 if not).
     Status,
 
-    /// Stop the background monitor of this data dir (SIGTERM, then wait).
+    /// Stop the monitor running for this data dir (SIGTERM, then wait for it to exit).
     Stop {
         /// Seconds to wait for it to finish its cycle and exit.
         #[arg(long, default_value_t = 30)]

@@ -457,6 +457,12 @@ fn unknown_notifier_or_launcher_is_refused_before_anything_runs() {
         .stderr(predicate::str::contains("--output-file"));
     sandbox
         .kalshi_at(&server.base_url())
+        .args(["alerts", "monitor", "--once", "--notifier", ""])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("no notifier selected"));
+    sandbox
+        .kalshi_at(&server.base_url())
         .args(["alerts", "monitor", "--once", "--launcher", "systemd"])
         .assert()
         .code(1)

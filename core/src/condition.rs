@@ -103,10 +103,11 @@ pub struct Condition {
     /// A probability for price types, cents for spread, contracts for volume.
     #[serde(with = "threshold_number")]
     pub threshold: Decimal,
-    #[serde(default)]
+    /// Empty when the record has none; not written back then.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub label: String,
     /// When it was added, as written (Python writes `isoformat()`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub created_at: String,
     /// When it stops being checked, as written; absent means never.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -197,6 +198,15 @@ impl Condition {
     pub fn describe(&self) -> String {
         describe(&self.condition_type, self.threshold)
     }
+
+    /// The label, or a description of the condition when it has none.
+    pub fn display_label(&self) -> String {
+        if self.label.trim().is_empty() {
+            format!("{} {}", self.ticker, self.describe())
+        } else {
+            self.label.clone()
+        }
+    }
 }
 
 /// Reads a condition type and threshold as a person would say them.
@@ -225,7 +235,8 @@ pub fn parse_timestamp(text: &str) -> Result<DateTime<Utc>, String> {
 }
 
 /// Reads an expiry given on the command line: a duration from `now` such as
-/// `2h`, `30m` or `1d 12h`, or an RFC 3339 time.
+/// `2h`, `30m` or `1d 12h`, or an RFC 3339 time (without an offset: UTC, as
+/// in stored records).
 pub fn parse_expiry(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
     if let Ok(span) = humantime::parse_duration(text.trim()) {
         let span = chrono::Duration::from_std(span)
@@ -237,11 +248,9 @@ pub fn parse_expiry(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, Str
             .checked_add_signed(span)
             .ok_or_else(|| format!("expiry {text:?} is too far away"));
     }
-    let at = DateTime::parse_from_rfc3339(text.trim())
-        .map(|at| at.with_timezone(&Utc))
-        .map_err(|_| {
-            format!("expiry {text:?} is neither a duration (2h, 30m, 1d) nor an RFC 3339 time")
-        })?;
+    let at = parse_timestamp(text.trim()).map_err(|_| {
+        format!("expiry {text:?} is neither a duration (2h, 30m, 1d) nor an RFC 3339 time")
+    })?;
     if at <= now {
         return Err(format!("expiry {text:?} is in the past"));
     }
@@ -467,6 +476,10 @@ mod tests {
         assert!(parse_expiry("2020-01-01T00:00:00Z", now).is_err());
         assert!(parse_expiry("soon", now).is_err());
         assert!(parse_expiry("0s", now).is_err());
+        assert_eq!(
+            parse_expiry("2026-12-05T00:00:00", now).unwrap(),
+            parse_timestamp("2026-12-05T00:00:00Z").unwrap()
+        );
     }
 
     #[test]

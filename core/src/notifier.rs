@@ -128,10 +128,32 @@ pub fn find_notifier(name: &str) -> Option<&'static NotifierPlugin> {
 }
 
 impl NotifierPlugin {
-    /// Checks `settings` against this kind's description, then builds.
+    /// Checks `settings` against this kind's description, fills in the
+    /// defaults of absent settings, then builds.
     pub fn instantiate(&self, settings: &Settings) -> Result<Box<dyn Notifier>, SettingsError> {
         validate_settings(self, settings)?;
-        (self.build)(settings)
+        (self.build)(&self.with_defaults(settings))
+    }
+
+    /// `settings` with every absent setting that has a default filled in,
+    /// typed as its description says.
+    pub fn with_defaults(&self, settings: &Settings) -> Settings {
+        let mut full = settings.clone();
+        for spec in self.settings {
+            let Some(default) = spec.default else {
+                continue;
+            };
+            if full.get(spec.name).is_some_and(|v| !v.is_null()) {
+                continue;
+            }
+            let value = match spec.kind {
+                SettingKind::Bool => Value::Bool(default == "true"),
+                SettingKind::Integer => default.parse::<i64>().map_or(Value::Null, Value::from),
+                _ => Value::String(default.to_string()),
+            };
+            full.insert(spec.name.to_string(), value);
+        }
+        full
     }
 }
 
@@ -224,6 +246,14 @@ mod tests {
             secret: true,
             help: "a secret",
         },
+        SettingSpec {
+            name: "retries",
+            kind: SettingKind::Integer,
+            default: Some("3"),
+            required: false,
+            secret: false,
+            help: "how often",
+        },
     ];
 
     fn plugin() -> NotifierPlugin {
@@ -262,6 +292,16 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("expected a non-empty path, got 5"));
+    }
+
+    #[test]
+    fn absent_settings_take_their_typed_defaults() {
+        let given = settings(serde_json::json!({"path": "x"}));
+        let full = plugin().with_defaults(&given);
+        assert_eq!(full["retries"], serde_json::json!(3));
+        assert!(!full.contains_key("token"));
+        let set = plugin().with_defaults(&settings(serde_json::json!({"path": "x", "retries": 9})));
+        assert_eq!(set["retries"], serde_json::json!(9));
     }
 
     #[test]

@@ -66,7 +66,7 @@ pub fn parse_probability(text: &str) -> Result<Price, NumberError> {
     }
     if value > Decimal::ONE {
         let hint = if !scale_down && value <= Decimal::ONE_HUNDRED {
-            format!("{:.2}", (value / Decimal::ONE_HUNDRED).normalize())
+            format_price(value / Decimal::ONE_HUNDRED)
         } else {
             "a value between 0 and 1".to_string()
         };
@@ -174,6 +174,10 @@ mod tests {
             }
         );
         assert!(err.to_string().contains("did you mean 0.60?"));
+        let sub_cent = parse_probability("45.5").unwrap_err().to_string();
+        assert!(sub_cent.contains("did you mean 0.455?"), "{sub_cent}");
+        let small = parse_probability("1.5").unwrap_err().to_string();
+        assert!(small.contains("did you mean 0.015?"), "{small}");
     }
 
     #[test]

@@ -124,8 +124,24 @@ fn threshold_of(args: &AddArgs) -> CliResult<(ConditionType, Price)> {
         parse_non_negative(text).map_err(|e| CliError::invalid(format!("{flag}: {e}")))
     };
     Ok(match (args.kind, flag) {
-        (ConditionKind::Price, "--above") => (ConditionType::PriceAbove, probability(text)?),
-        (ConditionKind::Price, _) => (ConditionType::PriceBelow, probability(text)?),
+        (ConditionKind::Price, "--above") => {
+            let above = probability(text)?;
+            if above == Price::ONE {
+                return Err(CliError::invalid(
+                    "--above: a midpoint is never above 1, so this could never fire",
+                ));
+            }
+            (ConditionType::PriceAbove, above)
+        }
+        (ConditionKind::Price, _) => {
+            let below = probability(text)?;
+            if below.is_zero() {
+                return Err(CliError::invalid(
+                    "--below: a midpoint is never below 0, so this could never fire",
+                ));
+            }
+            (ConditionType::PriceBelow, below)
+        }
         (ConditionKind::Crosses, _) => (ConditionType::PriceCrosses, probability(text)?),
         (ConditionKind::Spread, _) => {
             let cents = amount(text.trim_end_matches('c'))?;

@@ -1,4 +1,5 @@
-//! `kalshi alerts status` and `kalshi alerts stop`: the background monitor.
+//! `kalshi alerts status` and `kalshi alerts stop`: the monitor of a data dir,
+//! found through its lock file whether it runs as a daemon or in a terminal.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -17,7 +18,7 @@ pub fn status(context: &Context) -> CliResult<ExitCode> {
         Some(pid) => {
             say!("Alert monitor is running (PID: {pid})");
             say!("Data dir: {}", context.data_dir.display());
-            say!("Logs: {}", context.log_path().display());
+            say!("Daemon log: {}", context.log_path().display());
             Ok(ExitCode::SUCCESS)
         }
         None => {

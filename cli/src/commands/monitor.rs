@@ -101,6 +101,11 @@ fn build_notifiers(args: &MonitorArgs) -> CliResult<Vec<NamedNotifier>> {
         selected.push(("file".to_string(), settings));
     }
 
+    if selected.is_empty() {
+        return Err(CliError::invalid(
+            "no notifier selected; alerts would reach no one (try --notifier console,log)",
+        ));
+    }
     selected
         .into_iter()
         .map(|(name, settings)| {

@@ -19,7 +19,7 @@ pub fn run(context: &Context, id_prefix: &str) -> CliResult<ExitCode> {
 
     say!(
         "Alert removed: {} ({})",
-        removed.label,
+        removed.display_label(),
         removed.id.chars().take(8).collect::<String>()
     );
     Ok(ExitCode::SUCCESS)

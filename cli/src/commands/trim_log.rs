@@ -83,18 +83,21 @@ fn read_tail(path: &std::path::Path, size: u64, keep: u64) -> io::Result<Vec<u8>
     if keep == 0 {
         return Ok(Vec::new());
     }
-    let start = size.saturating_sub(keep);
+    if keep >= size {
+        return std::fs::read(path);
+    }
+    // Read one byte before the window: when it is a line break, the window
+    // already starts a whole line and nothing needs cutting.
+    let start = size - keep - 1;
     let mut file = File::open(path)?;
     file.seek(SeekFrom::Start(start))?;
-    let mut tail = Vec::with_capacity(keep as usize);
+    let mut tail = Vec::with_capacity(keep as usize + 1);
     file.read_to_end(&mut tail)?;
-    if start > 0 {
-        let cut = tail
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(tail.len(), |i| i + 1);
-        tail.drain(..cut);
-    }
+    let cut = tail
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(tail.len(), |i| i + 1);
+    tail.drain(..cut);
     Ok(tail)
 }
 
@@ -110,8 +113,11 @@ mod tests {
         let size = std::fs::metadata(&path).unwrap().len();
 
         assert_eq!(read_tail(&path, size, 10).unwrap(), b"third\n");
-        assert_eq!(read_tail(&path, size, 18).unwrap(), b"third\n");
+        assert_eq!(read_tail(&path, size, 17).unwrap(), b"third\n");
+        assert_eq!(read_tail(&path, size, 18).unwrap(), b"second line\nthird\n");
         assert_eq!(read_tail(&path, size, 19).unwrap(), b"second line\nthird\n");
+        assert_eq!(read_tail(&path, size, 6).unwrap(), b"third\n");
+        assert_eq!(read_tail(&path, size, 5).unwrap(), b"");
         assert_eq!(read_tail(&path, size, 1000).unwrap().len() as u64, size);
         assert!(read_tail(&path, size, 0).unwrap().is_empty());
     }

@@ -139,7 +139,42 @@ pub struct KalshiClient {
 struct AttemptError {
     retryable: bool,
     retry_after: Option<Duration>,
-    error: SourceError,
+    failure: Failure,
+}
+
+/// What went wrong with one request, before the attempts are counted.
+enum Failure {
+    Transport(String),
+    Status { status: u16, body: String },
+    Malformed(String),
+}
+
+impl Failure {
+    fn describe(&self) -> String {
+        match self {
+            Failure::Transport(reason) => reason.clone(),
+            Failure::Status { status, body } => format!("HTTP {status}: {body}"),
+            Failure::Malformed(reason) => reason.clone(),
+        }
+    }
+
+    fn into_error(self, url: &str, page: usize, attempts: u32) -> SourceError {
+        let url = url.to_string();
+        match self {
+            Failure::Transport(reason) => SourceError::Unreachable {
+                url,
+                attempts,
+                reason,
+            },
+            Failure::Status { status, body } => SourceError::Refused {
+                url,
+                status,
+                attempts,
+                body,
+            },
+            Failure::Malformed(reason) => SourceError::Malformed { url, page, reason },
+        }
+    }
 }
 
 impl KalshiClient {
@@ -180,16 +215,7 @@ impl KalshiClient {
                 Err(failed) => {
                     failures += 1;
                     if !failed.retryable || failures >= self.config.retry.max_attempts {
-                        return Err(match failed.error {
-                            SourceError::Unreachable { url, reason, .. } => {
-                                SourceError::Unreachable {
-                                    url,
-                                    attempts: failures,
-                                    reason,
-                                }
-                            }
-                            other => other,
-                        });
+                        return Err(failed.failure.into_error(&url, number, failures));
                     }
                     let wait = failed
                         .retry_after
@@ -197,7 +223,7 @@ impl KalshiClient {
                         .unwrap_or_else(|| self.config.retry.backoff(failures));
                     tracing::warn!(
                         %url, attempt = failures, wait_ms = wait.as_millis() as u64,
-                        error = %failed.error, "request failed; retrying"
+                        error = %failed.failure.describe(), "request failed; retrying"
                     );
                     tokio::time::sleep(wait).await;
                 }
@@ -210,11 +236,7 @@ impl KalshiClient {
         let unreachable = |e: reqwest::Error| AttemptError {
             retryable: true,
             retry_after: None,
-            error: SourceError::Unreachable {
-                url: url.to_string(),
-                attempts: 1,
-                reason: describe_transport_error(&e),
-            },
+            failure: Failure::Transport(describe_transport_error(&e)),
         };
 
         let response = self.http.get(url).send().await.map_err(unreachable)?;
@@ -226,8 +248,7 @@ impl KalshiClient {
             return Err(AttemptError {
                 retryable,
                 retry_after,
-                error: SourceError::Refused {
-                    url: url.to_string(),
+                failure: Failure::Status {
                     status: status.as_u16(),
                     body: snippet(&body),
                 },
@@ -238,11 +259,7 @@ impl KalshiClient {
         serde_json::from_slice(&body).map_err(|e| AttemptError {
             retryable: false,
             retry_after: None,
-            error: SourceError::Malformed {
-                url: url.to_string(),
-                page: number,
-                reason: format!("not valid JSON ({e})"),
-            },
+            failure: Failure::Malformed(format!("not valid JSON ({e})")),
         })
     }
 
@@ -263,6 +280,7 @@ impl MarketSource for KalshiClient {
     async fn scan(&mut self, watched: &HashSet<String>) -> Result<Scan, SourceError> {
         let mut scan = Scan::default();
         let mut cursor: Option<String> = None;
+        let mut seen_cursors = HashSet::new();
 
         loop {
             if self.config.max_pages.is_some_and(|max| scan.pages >= max) {
@@ -283,6 +301,14 @@ impl MarketSource for KalshiClient {
             scan.absorb_page(records, watched);
 
             cursor = match page.get("cursor") {
+                // A cursor met before would page forever; no real scan does it.
+                Some(Value::String(next))
+                    if !next.is_empty() && !seen_cursors.insert(next.clone()) =>
+                {
+                    return Err(malformed(
+                        "the cursor repeats an earlier one; the scan would never end",
+                    ));
+                }
                 Some(Value::String(next)) if !next.is_empty() => Some(next.clone()),
                 None | Some(Value::Null) | Some(Value::String(_)) => break,
                 Some(_) => return Err(malformed("\"cursor\" is not a string")),
@@ -422,5 +448,35 @@ mod server_tests {
         assert_eq!(scan.pages, 6);
         assert_eq!(scan.markets_read, 232);
         assert!(took >= Duration::from_millis(250), "6 requests in {took:?}");
+    }
+
+    /// Answers every request with the same page, whose cursor never changes.
+    fn endless_cursor_server() -> String {
+        use std::io::{Read, Write};
+
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let body = r#"{"markets": [], "cursor": "same"}"#;
+            for stream in listener.incoming().take(10) {
+                let Ok(mut stream) = stream else { break };
+                let mut request = [0u8; 4096];
+                let _ = stream.read(&mut request);
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                     content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(response.as_bytes());
+            }
+        });
+        format!("http://{address}/trade-api/v2")
+    }
+
+    #[tokio::test]
+    async fn a_repeating_cursor_ends_the_scan_with_an_error() {
+        let mut client = KalshiClient::new(ClientConfig::new(endless_cursor_server())).unwrap();
+        let err = client.scan(&HashSet::new()).await.unwrap_err();
+        assert!(err.to_string().contains("the cursor repeats"), "{err}");
     }
 }

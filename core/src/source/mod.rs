@@ -65,10 +65,11 @@ pub enum SourceError {
         attempts: u32,
         reason: String,
     },
-    #[error("GET {url} was refused with HTTP {status}: {body}")]
+    #[error("GET {url} was refused with HTTP {status} after {attempts} attempt(s): {body}")]
     Refused {
         url: String,
         status: u16,
+        attempts: u32,
         body: String,
     },
     #[error("page {page} of GET {url} is malformed: {reason}")]

@@ -61,12 +61,15 @@ impl ReplaySource {
         self.frames
     }
 
+    /// The open markets of frame `index`, as `GET /markets?status=open`
+    /// would list them.
     fn frame(&self, index: usize) -> Vec<Value> {
         let moving = self.history.iter().map(|(ticker, points)| {
             let point = &points[index.min(points.len() - 1)];
             market_from_point(ticker, point)
         });
-        self.listings.iter().cloned().chain(moving).collect()
+        let open = self.listings.iter().filter(|m| is_open(m)).cloned();
+        open.chain(moving).collect()
     }
 }
 
@@ -86,6 +89,14 @@ impl MarketSource for ReplaySource {
     fn describe(&self) -> String {
         format!("recorded data ({} frames)", self.frames)
     }
+}
+
+/// The response statuses that the API's `status=open` filter lists.
+fn is_open(market: &Value) -> bool {
+    matches!(
+        market.get("status").and_then(Value::as_str),
+        Some("active" | "open")
+    )
 }
 
 fn markets_of(page: &str) -> Vec<Value> {

@@ -91,10 +91,33 @@ fn detach(command: &mut Command) {
                 return Err(std::io::Error::last_os_error());
             }
             libc::signal(libc::SIGHUP, libc::SIG_IGN);
+            mark_inherited_descriptors_cloexec();
             Ok(())
         });
     }
 }
+
+/// Descriptors this process inherited without close-on-exec (a caller's
+/// pipes, say) would otherwise live as long as the daemon. They are marked
+/// close-on-exec rather than closed, so the standard library's own pipe that
+/// reports a failed exec keeps working.
+#[cfg(target_os = "linux")]
+fn mark_inherited_descriptors_cloexec() {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: close_range(2) only changes descriptor flags; it is a plain
+    // system call and async-signal-safe. Failure (an old kernel) is ignored.
+    unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3 as libc::c_uint,
+            libc::c_uint::MAX,
+            CLOSE_RANGE_CLOEXEC,
+        );
+    }
+}
+
+#[cfg(all(unix, not(target_os = "linux")))]
+fn mark_inherited_descriptors_cloexec() {}
 
 #[cfg(windows)]
 fn detach(command: &mut Command) {
@@ -109,6 +132,9 @@ fn wait_until_started(child: &mut Child, data_dir: &Path, log: &Path) -> Result<
     let deadline = Instant::now() + START_TIMEOUT;
     loop {
         match child.try_wait() {
+            // A short run (`--once`) may take and release the lock between
+            // two polls; finishing cleanly is a successful start.
+            Ok(Some(status)) if status.success() => return Ok(()),
             Ok(Some(status)) => {
                 return Err(LaunchError::new(format!(
                     "the background monitor exited at start ({status}); see {}",
