@@ -50,6 +50,16 @@ fn sandbox_with_condition() -> Sandbox {
     sandbox
 }
 
+/// The PID in `Alert monitor started in background (PID: N)`.
+fn started_pid(stdout: &str) -> i32 {
+    stdout
+        .split("(PID: ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .and_then(|pid| pid.parse().ok())
+        .unwrap_or_else(|| panic!("no PID in {stdout:?}"))
+}
+
 /// Starts a daemon and returns its PID from the launcher's message.
 fn start_daemon(sandbox: &Sandbox, server: &TestServer) -> (i32, DaemonGuard) {
     let output = sandbox
@@ -59,12 +69,7 @@ fn start_daemon(sandbox: &Sandbox, server: &TestServer) -> (i32, DaemonGuard) {
         .unwrap();
     assert!(output.status.success(), "{}", stderr_of(&output));
     let stdout = stdout_of(&output);
-    let pid: i32 = stdout
-        .split("(PID: ")
-        .nth(1)
-        .and_then(|rest| rest.split(')').next())
-        .and_then(|pid| pid.parse().ok())
-        .unwrap_or_else(|| panic!("no PID in {stdout:?}"));
+    let pid = started_pid(&stdout);
     let log = sandbox.data_dir().join("alert_monitor.log");
     assert!(
         stdout.contains(&format!("Logs: {}", log.display())),
@@ -195,12 +200,7 @@ fn daemon_survives_a_network_fault_and_keeps_cycling() {
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", stderr_of(&output));
-    let pid: i32 = stdout_of(&output)
-        .split("(PID: ")
-        .nth(1)
-        .and_then(|r| r.split(')').next())
-        .and_then(|p| p.parse().ok())
-        .unwrap();
+    let pid = started_pid(&stdout_of(&output));
     let _guard = DaemonGuard(pid);
 
     eventually("a failed cycle in the log", Duration::from_secs(60), || {
