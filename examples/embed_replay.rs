@@ -35,6 +35,7 @@ fn condition(kind: ConditionType, ticker: &str, threshold: &str) -> Condition {
         label: String::new(),
         created_at: String::new(),
         expires_at: None,
+        notify: None,
         extra: Default::default(),
     }
 }
@@ -46,10 +47,7 @@ async fn main() {
         condition(ConditionType::PriceCrosses, "HIGHAUS-24JUL13-T90", "0.4"),
         condition(ConditionType::EdgeDetected, "HIGHNY-24JUL13-B86.5", "0.2"),
     ];
-    let notifiers = vec![NamedNotifier {
-        name: "print".into(),
-        notifier: Box::new(Print),
-    }];
+    let notifiers = vec![NamedNotifier::new("print", Box::new(Print))];
     let mut monitor = Monitor::new(Box::new(ReplaySource::bundled()), conditions, notifiers);
 
     let options = RunOptions {

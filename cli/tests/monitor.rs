@@ -50,6 +50,16 @@ fn fired(sandbox: &Sandbox) -> Vec<String> {
     fired_ids(&sandbox.path("fired.jsonl"))
 }
 
+/// Deliveries run concurrently, so the file's order is not the
+/// conditions' order; compare as sets.
+fn assert_fired(sandbox: &Sandbox, expected: &[&str]) {
+    let mut got = fired(sandbox);
+    got.sort();
+    let mut expected: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
+    expected.sort();
+    assert_eq!(got, expected);
+}
+
 #[test]
 fn no_conditions_prints_the_hint_and_exits_zero_in_every_mode() {
     let sandbox = Sandbox::new();
@@ -90,9 +100,9 @@ fn once_fires_price_spread_and_volume_strictly_above_or_below() {
 
     let output = monitor(&sandbox, &server, &["--once"]);
     assert!(output.status.success(), "{}", stderr_of(&output));
-    assert_eq!(
-        fired(&sandbox),
-        ["above-fires", "below-fires", "spread-fires", "volume-fires"]
+    assert_fired(
+        &sandbox,
+        &["above-fires", "below-fires", "spread-fires", "volume-fires"],
     );
 
     let stdout = stdout_of(&output);
@@ -168,7 +178,7 @@ fn crossing_and_move_fire_on_the_second_cycle() {
     let twice = TestServer::start(scenario);
     let output = monitor(&sandbox, &twice, &["--cycles", "2"]);
     assert!(output.status.success(), "{}", stderr_of(&output));
-    assert_eq!(fired(&sandbox), ["cross-up", "cross-down", "move-fires"]);
+    assert_fired(&sandbox, &["cross-up", "cross-down", "move-fires"]);
     assert_eq!(twice.scans_started(), 2);
 }
 
@@ -179,7 +189,7 @@ fn a_condition_fires_once_per_run() {
     let server = TestServer::start(Scenario::new(legacy()));
     let output = monitor(&sandbox, &server, &["--cycles", "3"]);
     assert!(output.status.success());
-    assert_eq!(fired(&sandbox), ["c"]);
+    assert_fired(&sandbox, &["c"]);
     assert!(stdout_of(&output).contains("3 cycle(s), 1 alert(s) fired"));
 }
 
@@ -215,15 +225,22 @@ fn all_three_payload_generations_are_read_exactly() {
 
     let output = monitor(&sandbox, &server, &["--once"]);
     assert!(output.status.success(), "{}", stderr_of(&output));
-    assert_eq!(
-        fired(&sandbox),
-        ["legacy", "transitional", "current", "current-volume"]
+    assert_fired(
+        &sandbox,
+        &["legacy", "transitional", "current", "current-volume"],
     );
     let records = fired_records(&sandbox.path("fired.jsonl"));
-    assert_eq!(records[1]["current_value"], json!(0.4555));
-    assert_eq!(records[1]["market_data"]["yes_bid"], json!(0.455));
-    assert_eq!(records[2]["current_value"], json!(0.705));
-    assert_eq!(records[3]["current_value"], json!(12.5));
+    let of = |id: &str| {
+        records
+            .iter()
+            .find(|r| r["condition_id"] == id)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(of("transitional")["current_value"], json!(0.4555));
+    assert_eq!(of("transitional")["market_data"]["yes_bid"], json!(0.455));
+    assert_eq!(of("current")["current_value"], json!(0.705));
+    assert_eq!(of("current-volume")["current_value"], json!(12.5));
 }
 
 /// 2,500 markets derived from the recording: three pages of 1,000.
@@ -255,7 +272,7 @@ fn pagination_follows_the_cursor_to_the_last_page() {
 
     let output = monitor(&sandbox, &server, &["--once"]);
     assert!(output.status.success(), "{}", stderr_of(&output));
-    assert_eq!(fired(&sandbox), ["deep"]);
+    assert_fired(&sandbox, &["deep"]);
 
     let requests = server.requests();
     assert_eq!(requests.len(), 3);
@@ -276,7 +293,7 @@ fn max_pages_truncates_the_scan_and_warns() {
 
     let output = monitor(&sandbox, &server, &["--once", "--max-pages", "1"]);
     assert!(output.status.success(), "{}", stderr_of(&output));
-    assert_eq!(fired(&sandbox), ["early"]);
+    assert_fired(&sandbox, &["early"]);
     assert_eq!(server.requests().len(), 1);
     let stderr = stderr_of(&output);
     assert!(
@@ -302,7 +319,7 @@ fn a_429_is_retried_after_its_retry_after() {
     let output = monitor(&sandbox, &server, &["--once"]);
     let took = started.elapsed();
     assert!(output.status.success(), "{}", stderr_of(&output));
-    assert_eq!(fired(&sandbox), ["c"]);
+    assert_fired(&sandbox, &["c"]);
     assert_eq!(server.requests().len(), 2);
     // Backoff alone would wait at most 0.5 s; only Retry-After explains 2 s.
     assert!(took >= Duration::from_secs(2), "retried after {took:?}");
@@ -332,7 +349,7 @@ fn a_500_is_retried_with_backoff() {
 
     let output = monitor(&sandbox, &server, &["--once"]);
     assert!(output.status.success(), "{}", stderr_of(&output));
-    assert_eq!(fired(&sandbox), ["c"]);
+    assert_fired(&sandbox, &["c"]);
     assert_eq!(server.requests().len(), 3);
     let stderr = stderr_of(&output);
     assert_eq!(
@@ -352,7 +369,7 @@ fn a_slow_response_times_out_and_is_retried() {
 
     let output = monitor(&sandbox, &server, &["--once", "--timeout", "1"]);
     assert!(output.status.success(), "{}", stderr_of(&output));
-    assert_eq!(fired(&sandbox), ["c"]);
+    assert_fired(&sandbox, &["c"]);
     assert!(stderr_of(&output).contains("timed out"));
 }
 
@@ -369,7 +386,7 @@ fn a_malformed_page_fails_the_cycle_and_the_next_cycle_runs() {
     assert!(stderr.contains("page 1 of GET"), "{stderr}");
     assert!(stderr.contains("is malformed: not valid JSON"), "{stderr}");
     assert!(stderr.contains("the next cycle will try again"), "{stderr}");
-    assert_eq!(fired(&sandbox), ["c"]);
+    assert_fired(&sandbox, &["c"]);
 }
 
 #[test]
@@ -402,7 +419,7 @@ fn a_malformed_market_is_skipped_with_a_warning_naming_it() {
 
     let output = monitor(&sandbox, &server, &["--once"]);
     assert!(output.status.success(), "{}", stderr_of(&output));
-    assert_eq!(fired(&sandbox), ["good"]);
+    assert_fired(&sandbox, &["good"]);
     let stderr = stderr_of(&output);
     assert!(
         stderr.contains("skipped malformed market ticker=BROKEN-1"),
@@ -424,7 +441,7 @@ fn unsupported_and_expired_conditions_are_skipped() {
 
     let output = monitor(&sandbox, &server, &["--cycles", "2"]);
     assert!(output.status.success(), "{}", stderr_of(&output));
-    assert_eq!(fired(&sandbox), ["live"]);
+    assert_fired(&sandbox, &["live"]);
     let stderr = stderr_of(&output);
     assert_eq!(
         stderr.matches("condition type is not evaluated").count(),
@@ -503,6 +520,8 @@ fn replay_source_fires_with_no_network() {
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", stderr_of(&output));
-    assert_eq!(fired_ids(&out), ["p", "x"]);
+    let mut ids = fired_ids(&out);
+    ids.sort();
+    assert_eq!(ids, ["p", "x"]);
     assert!(stdout_of(&output).contains("Replay finished: 100 cycle(s), 2 alert(s) fired."));
 }

@@ -112,6 +112,10 @@ pub struct Condition {
     /// When it stops being checked, as written; absent means never.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<String>,
+    /// The notifier instances this condition's alerts go to, instead of
+    /// the default ones. Absent in files written by the Python tool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<Vec<String>>,
     /// Fields written by other versions or tools, kept on rewrite.
     #[serde(flatten)]
     pub extra: Map<String, Value>,

@@ -6,20 +6,23 @@
 
 pub mod alert;
 pub mod condition;
+pub mod dispatch;
 pub mod launcher;
 pub mod lock;
 pub mod market;
 pub mod monitor;
 pub mod notifier;
 pub mod price;
+pub mod secret;
 pub mod source;
 pub mod store;
 
 pub use alert::{FiredAlert, MarketData};
 pub use condition::{Condition, ConditionType, Evaluation};
+pub use dispatch::{DeliveryRetry, DispatchReport, NamedNotifier};
 pub use launcher::{LaunchError, LaunchOutcome, Launcher, LauncherPlugin, MonitorJob};
 pub use market::{Market, Quote};
-pub use monitor::{Monitor, NamedNotifier, RunOptions, RunReport, StopReason};
+pub use monitor::{Monitor, RunOptions, RunReport, StopReason};
 pub use notifier::{
     FailureKind, Notifier, NotifierPlugin, NotifyError, SettingKind, SettingSpec, Settings,
 };

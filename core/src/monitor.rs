@@ -13,15 +13,12 @@ use chrono::Utc;
 
 use crate::alert::FiredAlert;
 use crate::condition::{Condition, ConditionType, Evaluation};
+use crate::dispatch::{DeliveryRetry, DispatchReport, Dispatcher, NamedNotifier};
 use crate::market::Market;
-use crate::notifier::{FailureKind, Notifier, DELIVERY_TIMEOUT};
 use crate::source::{MarketSource, Scan, SourceError};
 
-/// A notifier instance with the name it is known by in logs.
-pub struct NamedNotifier {
-    pub name: String,
-    pub notifier: Box<dyn Notifier>,
-}
+/// How long a stopping monitor waits for deliveries still being retried.
+pub const DRAIN_LIMIT: Duration = Duration::from_secs(30);
 
 /// What one cycle did.
 #[derive(Debug, Clone)]
@@ -32,8 +29,8 @@ pub struct CycleReport {
     pub exhausted: bool,
     /// Alerts fired this cycle, in condition order.
     pub fired: Vec<FiredAlert>,
-    /// Deliveries that failed for good (after retries).
-    pub failed_deliveries: usize,
+    /// How the first attempts at delivering them went.
+    pub dispatch: DispatchReport,
 }
 
 /// How a run is paced and when it ends on its own.
@@ -68,7 +65,7 @@ pub struct RunReport {
 pub struct Monitor {
     source: Box<dyn MarketSource>,
     conditions: Vec<Condition>,
-    notifiers: Vec<NamedNotifier>,
+    dispatcher: Dispatcher,
     /// The last quoted state of each watched market.
     previous: HashMap<String, Market>,
     /// Conditions that fired this run, by id.
@@ -86,7 +83,7 @@ impl Monitor {
         Monitor {
             source,
             conditions,
-            notifiers,
+            dispatcher: Dispatcher::new(notifiers, DeliveryRetry::default()),
             previous: HashMap::new(),
             fired: HashSet::new(),
             warned: HashSet::new(),
@@ -95,6 +92,18 @@ impl Monitor {
 
     pub fn conditions(&self) -> &[Condition] {
         &self.conditions
+    }
+
+    /// Replaces the rules for retrying failed deliveries.
+    pub fn set_delivery_retry(&mut self, retry: DeliveryRetry) {
+        self.dispatcher.set_retry(retry);
+    }
+
+    /// Waits (at most `limit`) for deliveries still being retried. A run
+    /// does this itself when it stops; a program that calls
+    /// [`Monitor::run_cycle`] directly calls it before exiting.
+    pub async fn drain(&mut self, limit: Duration) {
+        self.dispatcher.drain(limit).await;
     }
 
     /// The tickers any condition watches.
@@ -112,6 +121,16 @@ impl Monitor {
     /// or a replay runs out. A stop signal never interrupts a dispatch: the
     /// alerts of the cycle under way are delivered first.
     pub async fn run(
+        &mut self,
+        options: &RunOptions,
+        shutdown: impl Future<Output = ()>,
+    ) -> RunReport {
+        let report = self.run_cycles(options, shutdown).await;
+        self.dispatcher.drain(DRAIN_LIMIT).await;
+        report
+    }
+
+    async fn run_cycles(
         &mut self,
         options: &RunOptions,
         shutdown: impl Future<Output = ()>,
@@ -173,10 +192,11 @@ impl Monitor {
 
     async fn evaluate_and_dispatch(&mut self, scan: Scan) -> CycleReport {
         let fired = self.evaluate(&scan);
-        let mut failed_deliveries = 0;
-        for alert in &fired {
-            failed_deliveries += self.dispatch(alert).await;
-        }
+        let routed: Vec<(FiredAlert, Option<Vec<String>>)> = fired
+            .iter()
+            .map(|alert| (alert.clone(), self.route_of(&alert.condition_id)))
+            .collect();
+        let dispatch = self.dispatcher.dispatch(&routed).await;
         for (ticker, market) in scan.markets {
             if market.midpoint().is_some() {
                 self.previous.insert(ticker, market);
@@ -198,8 +218,16 @@ impl Monitor {
             truncated: scan.truncated,
             exhausted: scan.exhausted,
             fired,
-            failed_deliveries,
+            dispatch,
         }
+    }
+
+    /// The instances a condition's alerts go to; `None` means the defaults.
+    fn route_of(&self, condition_id: &str) -> Option<Vec<String>> {
+        self.conditions
+            .iter()
+            .find(|c| c.id == condition_id)
+            .and_then(|c| c.notify.clone())
     }
 
     fn evaluate(&mut self, scan: &Scan) -> Vec<FiredAlert> {
@@ -237,43 +265,6 @@ impl Monitor {
         }
         fired
     }
-
-    /// Delivers one alert to every notifier; returns how many failed.
-    async fn dispatch(&self, alert: &FiredAlert) -> usize {
-        let mut failed = 0;
-        for named in &self.notifiers {
-            if let Err(e) = deliver(named, alert).await {
-                failed += 1;
-                tracing::error!(notifier = %named.name, alert = %alert.id, ticker = %alert.ticker, error = %e, "alert not delivered");
-            }
-        }
-        failed
-    }
-}
-
-/// Retry delays for a delivery that failed in a way that may pass.
-const DELIVERY_RETRIES: [Duration; 2] = [Duration::from_millis(250), Duration::from_secs(1)];
-
-async fn deliver(named: &NamedNotifier, alert: &FiredAlert) -> Result<(), String> {
-    let mut retries = DELIVERY_RETRIES.iter();
-    loop {
-        let outcome = tokio::time::timeout(DELIVERY_TIMEOUT, named.notifier.notify(alert)).await;
-        let (retryable, message) = match outcome {
-            Ok(Ok(())) => return Ok(()),
-            Ok(Err(e)) => (e.kind == FailureKind::Retryable, e.message),
-            Err(_) => (
-                true,
-                format!("timed out after {}s", DELIVERY_TIMEOUT.as_secs()),
-            ),
-        };
-        match retries.next() {
-            Some(wait) if retryable => {
-                tracing::warn!(notifier = %named.name, error = %message, "delivery failed; retrying");
-                tokio::time::sleep(*wait).await;
-            }
-            _ => return Err(message),
-        }
-    }
 }
 
 fn log_cycle(number: u64, cycle: &CycleReport, took: Duration) {
@@ -282,6 +273,9 @@ fn log_cycle(number: u64, cycle: &CycleReport, took: Duration) {
         pages = cycle.pages,
         markets = cycle.markets_read,
         fired = cycle.fired.len(),
+        delivered = cycle.dispatch.delivered,
+        failed = cycle.dispatch.failed,
+        retrying = cycle.dispatch.retrying,
         took_ms = took.as_millis() as u64,
         "cycle complete"
     );
@@ -295,7 +289,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::notifier::NotifyError;
+    use crate::notifier::{Notifier, NotifyError};
 
     /// Serves scripted frames of market records, one per scan.
     struct Frames(Vec<Vec<serde_json::Value>>, usize);
@@ -355,10 +349,7 @@ mod tests {
                 condition("c1", "price_crosses", 0.5),
                 condition("c2", "edge_detected", 0.1),
             ],
-            vec![NamedNotifier {
-                name: "collect".into(),
-                notifier: Box::new(sink.clone()),
-            }],
+            vec![NamedNotifier::new("collect", Box::new(sink.clone()))],
         );
 
         assert!(monitor.run_cycle().await.unwrap().fired.is_empty());

@@ -14,11 +14,36 @@ use serde_json::{Map, Value};
 use crate::alert::FiredAlert;
 
 /// Something that delivers fired alerts somewhere.
+///
+/// The caller owns retries and timeouts: each method makes one attempt and
+/// says, through [`NotifyError::kind`], whether another could succeed.
 #[async_trait]
 pub trait Notifier: Send + Sync {
-    /// Delivers one alert. The caller owns retries and timeouts: a notifier
-    /// makes one attempt and says whether another could succeed.
+    /// Delivers one alert.
     async fn notify(&self, alert: &FiredAlert) -> Result<(), NotifyError>;
+
+    /// Whether several alerts of one cycle should arrive as one delivery
+    /// (an email digest, say). When true the monitor calls
+    /// [`Notifier::notify_batch`] once per cycle instead of `notify` per alert.
+    fn batches(&self) -> bool {
+        false
+    }
+
+    /// Delivers the alerts of one cycle as one message. The default sends
+    /// them one by one, for notifiers that never batch.
+    async fn notify_batch(&self, alerts: &[FiredAlert]) -> Result<(), NotifyError> {
+        for alert in alerts {
+            self.notify(alert).await?;
+        }
+        Ok(())
+    }
+
+    /// Checks that delivery can work at all (a bus to talk to, a server
+    /// that answers) without sending anything. Run by `notifiers check`
+    /// and before a monitor starts; the default has nothing to check.
+    async fn check(&self) -> Result<(), NotifyError> {
+        Ok(())
+    }
 }
 
 /// Whether a failed delivery is worth trying again.
@@ -62,6 +87,12 @@ pub enum SettingKind {
     Url,
     Bool,
     Integer,
+    /// One string or a list of strings (`to = ["a@x", "b@x"]`).
+    StringList,
+    /// A table of string values (`headers = { X-Team = "ops" }`).
+    Table,
+    /// One of a fixed set of strings.
+    Choice(&'static [&'static str]),
 }
 
 impl fmt::Display for SettingKind {
@@ -72,6 +103,9 @@ impl fmt::Display for SettingKind {
             SettingKind::Url => "URL",
             SettingKind::Bool => "boolean",
             SettingKind::Integer => "integer",
+            SettingKind::StringList => "string or list of strings",
+            SettingKind::Table => "table of strings",
+            SettingKind::Choice(options) => return write!(f, "one of {}", options.join(", ")),
         })
     }
 }
@@ -194,13 +228,20 @@ pub fn validate_settings(
 }
 
 fn check_kind(spec: &SettingSpec, value: &Value) -> Result<(), String> {
+    let non_empty = |v: &Value| v.as_str().is_some_and(|s| !s.trim().is_empty());
     let ok = match spec.kind {
-        SettingKind::String | SettingKind::Path => value.as_str().is_some_and(|s| !s.is_empty()),
-        SettingKind::Url => value
-            .as_str()
-            .is_some_and(|s| s.starts_with("http://") || s.starts_with("https://")),
+        SettingKind::String | SettingKind::Path => non_empty(value),
+        SettingKind::Url => value.as_str().is_some_and(is_http_url),
         SettingKind::Bool => value.is_boolean(),
         SettingKind::Integer => value.is_i64() || value.is_u64(),
+        SettingKind::StringList => match value {
+            Value::Array(items) => !items.is_empty() && items.iter().all(non_empty),
+            other => non_empty(other),
+        },
+        SettingKind::Table => value
+            .as_object()
+            .is_some_and(|table| table.values().all(Value::is_string)),
+        SettingKind::Choice(options) => value.as_str().is_some_and(|s| options.contains(&s)),
     };
     if ok {
         return Ok(());
@@ -210,11 +251,39 @@ fn check_kind(spec: &SettingSpec, value: &Value) -> Result<(), String> {
     } else {
         value.to_string()
     };
-    Err(format!("expected a non-empty {}, got {shown}", spec.kind))
+    let article = match spec.kind {
+        SettingKind::Choice(_) | SettingKind::Table | SettingKind::Bool => "",
+        _ => "a non-empty ",
+    };
+    Err(format!("expected {article}{}, got {shown}", spec.kind))
 }
 
-/// How long one delivery may take before it counts as a retryable failure.
-pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(15);
+/// An absolute `http://` or `https://` URL with a host.
+pub fn is_http_url(text: &str) -> bool {
+    let rest = text
+        .strip_prefix("http://")
+        .or_else(|| text.strip_prefix("https://"));
+    rest.is_some_and(|r| {
+        let host = r.split(['/', '?', '#']).next().unwrap_or("");
+        !host.is_empty() && !host.contains(char::is_whitespace)
+    })
+}
+
+/// Reads a [`SettingKind::StringList`] value as a list.
+pub fn string_list(value: &Value) -> Vec<String> {
+    match value {
+        Value::Array(items) => items
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
+        Value::String(one) => vec![one.clone()],
+        _ => Vec::new(),
+    }
+}
+
+/// How long one delivery may take, unless an instance says otherwise,
+/// before it counts as a retryable failure.
+pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[cfg(test)]
 mod tests {

@@ -57,6 +57,7 @@ pub fn build(args: &AddArgs) -> CliResult<Condition> {
         label,
         created_at: now.to_rfc3339_opts(SecondsFormat::Micros, false),
         expires_at,
+        notify: None,
         extra: Default::default(),
     })
 }

@@ -124,7 +124,7 @@ fn build_notifiers(args: &MonitorArgs) -> CliResult<Vec<NamedNotifier>> {
                 };
                 CliError::invalid(format!("{e}{hint}"))
             })?;
-            Ok(NamedNotifier { name, notifier })
+            Ok(NamedNotifier::new(name, notifier))
         })
         .collect()
 }
