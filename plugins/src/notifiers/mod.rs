@@ -1,8 +1,18 @@
 //! Built-in notifiers, one folder each.
 
 pub mod console;
+pub mod desktop;
+pub mod email;
 pub mod file;
 pub mod log;
+pub mod webhook;
 
 /// The names the built-in notifiers register under.
-pub const NAMES: &[&str] = &[console::NAME, file::NAME, log::NAME];
+pub const NAMES: &[&str] = &[
+    console::NAME,
+    desktop::NAME,
+    email::NAME,
+    file::NAME,
+    log::NAME,
+    webhook::NAME,
+];

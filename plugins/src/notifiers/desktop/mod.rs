@@ -1,0 +1,3 @@
+//! The `desktop` notifier (being built).
+
+pub const NAME: &str = "desktop";

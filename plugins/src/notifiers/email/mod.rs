@@ -1,0 +1,3 @@
+//! The `email` notifier (being built).
+
+pub const NAME: &str = "email";

@@ -1,0 +1,3 @@
+//! The `webhook` notifier (being built).
+
+pub const NAME: &str = "webhook";
