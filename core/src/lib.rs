@@ -12,6 +12,7 @@ pub mod lock;
 pub mod market;
 pub mod monitor;
 pub mod notifier;
+pub mod notifiers_file;
 pub mod price;
 pub mod secret;
 pub mod source;

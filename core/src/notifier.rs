@@ -147,6 +147,14 @@ pub struct NotifierPlugin {
 
 inventory::collect!(NotifierPlugin);
 
+impl fmt::Debug for NotifierPlugin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NotifierPlugin")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
 /// Every notifier kind linked into this program, sorted by name.
 pub fn notifier_plugins() -> Vec<&'static NotifierPlugin> {
     let mut all: Vec<_> = inventory::iter::<NotifierPlugin>.into_iter().collect();
