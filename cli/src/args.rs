@@ -21,6 +21,15 @@ pub struct Cli {
     #[arg(long, global = true, env = "KALSHI_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
 
+    /// The notifier instances file [default: notifiers.toml in the data dir].
+    #[arg(
+        long = "notifiers",
+        global = true,
+        env = "KALSHI_NOTIFIERS",
+        value_name = "FILE"
+    )]
+    pub notifiers_file: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -30,6 +39,33 @@ pub enum Command {
     /// Add, list and remove alert conditions; run the monitor.
     #[command(subcommand)]
     Alerts(AlertsCommand),
+
+    /// List, check and test the notifiers that deliver alerts.
+    #[command(subcommand)]
+    Notifiers(NotifiersCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NotifiersCommand {
+    /// The registered notifier kinds and their settings, then the configured instances.
+    List {
+        /// Print as JSON (secret values masked).
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Validate the notifiers file, build every instance and check it can deliver.
+    Check,
+
+    /// Send one sample alert through one configured instance.
+    Test {
+        /// The instance's name in the notifiers file.
+        name: String,
+    },
+
+    /// Print the notifier reference of docs/notifiers.md, generated from the registry.
+    #[command(hide = true)]
+    Docs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -122,6 +158,11 @@ pub struct AddArgs {
     /// Stop checking after a duration (2h, 30m, 1d) or at an RFC 3339 time.
     #[arg(long, value_name = "WHEN")]
     pub expires: Option<String>,
+
+    /// Send this condition's alerts to these notifier instances (from the notifiers file)
+    /// instead of the default ones.
+    #[arg(long, value_name = "NAME[,NAME]", value_delimiter = ',')]
+    pub notify: Vec<String>,
 }
 
 /// Where the monitor reads markets from.
@@ -172,10 +213,10 @@ pub struct MonitorArgs {
     #[arg(long, value_name = "NAME")]
     pub launcher: Option<String>,
 
-    /// Notifiers that receive every alert (comma-separated or repeated).
-    #[arg(long = "notifier", value_name = "NAME", value_delimiter = ',',
-          default_values = ["console", "log"])]
-    pub notifiers: Vec<String>,
+    /// Also deliver every alert through these setting-less notifier kinds (console, log),
+    /// comma-separated or repeated. Without a notifiers file the default is console,log.
+    #[arg(long = "notifier", value_name = "KIND", value_delimiter = ',')]
+    pub notifiers: Option<Vec<String>>,
 
     /// Where markets come from.
     #[arg(long, value_enum, default_value = "api")]

@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use args::{AlertsCommand, Cli, Command};
+use args::{AlertsCommand, Cli, Command, NotifiersCommand};
 use error::CliResult;
 
 fn main() -> ExitCode {
@@ -33,7 +33,17 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> CliResult<ExitCode> {
     let context = commands::Context::new(&cli)?;
-    let Command::Alerts(command) = cli.command;
+    let command = match cli.command {
+        Command::Alerts(command) => command,
+        Command::Notifiers(command) => {
+            return match command {
+                NotifiersCommand::List { json } => commands::notifiers::list(&context, json),
+                NotifiersCommand::Check => commands::notifiers::check(&context),
+                NotifiersCommand::Test { name } => commands::notifiers::test(&context, &name),
+                NotifiersCommand::Docs => commands::notifiers::docs(),
+            }
+        }
+    };
     match command {
         AlertsCommand::Add(args) => commands::add::run(&context, args),
         AlertsCommand::List { json } => commands::list::run(&context, json),

@@ -7,13 +7,15 @@ use kalshi_alerts_core::condition::{describe, parse_expiry};
 use kalshi_alerts_core::price::{parse_non_negative, parse_probability, Price};
 use kalshi_alerts_core::{Condition, ConditionType};
 
+use super::instances::load_file;
 use super::Context;
 use crate::args::{AddArgs, ConditionKind};
 use crate::error::{CliError, CliResult};
 use crate::output::say;
 
 pub fn run(context: &Context, args: AddArgs) -> CliResult<ExitCode> {
-    let condition = build(&args)?;
+    let mut condition = build(&args)?;
+    condition.notify = routes(context, &args.notify)?;
     let store = context.store();
     store.update(|file| {
         file.conditions.push(condition.clone());
@@ -24,6 +26,9 @@ pub fn run(context: &Context, args: AddArgs) -> CliResult<ExitCode> {
     say!("ID: {}", &condition.id[..8]);
     if let Some(expires) = &condition.expires_at {
         say!("Expires: {expires}");
+    }
+    if let Some(names) = &condition.notify {
+        say!("Notify: {}", names.join(", "));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -60,6 +65,44 @@ pub fn build(args: &AddArgs) -> CliResult<Condition> {
         notify: None,
         extra: Default::default(),
     })
+}
+
+/// The instances named by `--notify`, each checked against the notifiers
+/// file; `None` when the option is absent (the defaults receive the alerts).
+fn routes(context: &Context, names: &[String]) -> CliResult<Option<Vec<String>>> {
+    let mut wanted: Vec<String> = Vec::new();
+    for name in names.iter().map(|n| n.trim()) {
+        if name.is_empty() {
+            return Err(CliError::invalid("--notify: empty notifier name"));
+        }
+        if !wanted.iter().any(|w| w == name) {
+            wanted.push(name.to_string());
+        }
+    }
+    if wanted.is_empty() {
+        return Ok(None);
+    }
+    let file = load_file(context)?.ok_or_else(|| {
+        CliError::invalid(format!(
+            "--notify names notifiers of the notifiers file, and there is none at {}",
+            context.notifiers_path.display()
+        ))
+    })?;
+    for name in &wanted {
+        if file.find(name).is_none() {
+            let known: Vec<&str> = file.instances.iter().map(|i| i.name.as_str()).collect();
+            return Err(CliError::invalid(format!(
+                "--notify: no notifier named {name:?} in {}; configured: {}",
+                file.path.display(),
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            )));
+        }
+    }
+    Ok(Some(wanted))
 }
 
 /// Tickers are upper-case letters, digits, `.`, `_` and `-`; lower case is

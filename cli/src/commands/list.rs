@@ -26,9 +26,18 @@ pub fn run(context: &Context, json: bool) -> CliResult<ExitCode> {
 
 /// A plain-text table, columns padded to their widest cell.
 fn table(conditions: &[Condition]) -> String {
-    let header = ["ID", "TYPE", "TICKER", "THRESHOLD", "LABEL", "EXPIRES"].map(String::from);
+    let header = [
+        "ID",
+        "TYPE",
+        "TICKER",
+        "THRESHOLD",
+        "LABEL",
+        "EXPIRES",
+        "NOTIFY",
+    ]
+    .map(String::from);
     let now = Utc::now();
-    let rows: Vec<[String; 6]> = conditions
+    let rows: Vec<[String; 7]> = conditions
         .iter()
         .map(|c| {
             [
@@ -38,6 +47,9 @@ fn table(conditions: &[Condition]) -> String {
                 c.threshold.normalize().to_string(),
                 c.label.clone(),
                 expiry_cell(c, now),
+                c.notify
+                    .as_ref()
+                    .map_or("default".to_string(), |n| n.join(",")),
             ]
         })
         .collect();

@@ -2,8 +2,10 @@
 
 pub mod add;
 pub mod control;
+pub mod instances;
 pub mod list;
 pub mod monitor;
+pub mod notifiers;
 pub mod remove;
 pub mod trim_log;
 
@@ -19,6 +21,10 @@ pub struct Context {
     pub environment: Environment,
     /// Absolute, so a daemon started from here finds the same directory.
     pub data_dir: PathBuf,
+    /// The notifiers file, absolute.
+    pub notifiers_path: PathBuf,
+    /// Whether the user named the notifiers file (then it must exist).
+    pub notifiers_explicit: bool,
 }
 
 impl Context {
@@ -26,9 +32,17 @@ impl Context {
         let environment = cli.environment.parse().map_err(CliError::usage)?;
         let data_dir = std::path::absolute(&cli.data_dir)
             .map_err(|e| CliError::invalid(format!("data dir {}: {e}", cli.data_dir.display())))?;
+        let notifiers_path = match &cli.notifiers_file {
+            Some(path) => std::path::absolute(path).map_err(|e| {
+                CliError::invalid(format!("notifiers file {}: {e}", path.display()))
+            })?,
+            None => data_dir.join(kalshi_alerts_core::notifiers_file::FILE_NAME),
+        };
         Ok(Context {
             environment,
             data_dir,
+            notifiers_path,
+            notifiers_explicit: cli.notifiers_file.is_some(),
         })
     }
 

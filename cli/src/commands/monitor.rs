@@ -1,7 +1,8 @@
 //! `kalshi alerts monitor`: validate, build the monitor, hand it to a launcher.
 //!
 //! Everything that can be refused is refused here, before a launcher runs:
-//! no conditions, an unknown notifier or launcher, bad notifier settings.
+//! no conditions, an unknown notifier or launcher, a bad notifiers file, a
+//! route to a notifier that does not exist, a notifier that cannot deliver.
 //! A daemon therefore never starts only to die of a mistake in its options.
 
 use std::ffi::OsString;
@@ -11,12 +12,12 @@ use std::time::Duration;
 
 use kalshi_alerts_core::launcher::{find_launcher, launcher_plugins};
 use kalshi_alerts_core::lock::MonitorLock;
-use kalshi_alerts_core::notifier::{find_notifier, notifier_plugins};
 use kalshi_alerts_core::{
-    ClientConfig, Condition, KalshiClient, LaunchError, LaunchOutcome, MarketSource, Monitor,
-    MonitorJob, NamedNotifier, ReplaySource, RunOptions, RunReport, Settings, StopReason,
+    ClientConfig, Condition, FailureKind, KalshiClient, LaunchError, LaunchOutcome, MarketSource,
+    Monitor, MonitorJob, ReplaySource, RunOptions, RunReport, StopReason,
 };
 
+use super::instances::{check_routes, describe_failure, load_file, run_checks, Setup};
 use super::Context;
 use crate::args::{MonitorArgs, SourceKind};
 use crate::error::{CliError, CliResult};
@@ -44,7 +45,7 @@ pub fn run(context: &Context, args: MonitorArgs) -> CliResult<ExitCode> {
             known.join(", ")
         ))
     })?;
-    let notifiers = build_notifiers(&args)?;
+    let setup = prepare_notifiers(context, &args, &conditions)?;
 
     let job = MonitorJob::new(
         context.data_dir.clone(),
@@ -54,7 +55,7 @@ pub fn run(context: &Context, args: MonitorArgs) -> CliResult<ExitCode> {
             let data_dir = context.data_dir.clone();
             let source = build_source(context, &args)?;
             let args = args.clone();
-            move || run_here(&data_dir, source, conditions, notifiers, &args)
+            move || run_here(&data_dir, source, conditions, &setup, &args)
         },
     );
 
@@ -84,49 +85,48 @@ fn check_expiries(conditions: &[Condition]) -> CliResult {
     Ok(())
 }
 
-/// Builds every selected notifier from the registry, by name.
-fn build_notifiers(args: &MonitorArgs) -> CliResult<Vec<NamedNotifier>> {
-    let mut selected: Vec<(String, Settings)> = Vec::new();
-    for name in &args.notifiers {
-        let name = name.trim();
-        if name.is_empty() || selected.iter().any(|(n, _)| n == name) {
-            continue;
-        }
-        selected.push((name.to_string(), Settings::new()));
-    }
-    if let Some(path) = &args.output_file {
-        let mut settings = Settings::new();
-        settings.insert("path".into(), path.to_string_lossy().into_owned().into());
-        selected.retain(|(name, _)| name != "file");
-        selected.push(("file".to_string(), settings));
-    }
+/// The notifier setup of this run, validated: the file's instances, the
+/// kinds `--notifier` adds (console and log when there is no file), the
+/// `file` notifier of `--output-file`; every condition's route must name one
+/// of them, and every instance's own check must not fail for good.
+fn prepare_notifiers(
+    context: &Context,
+    args: &MonitorArgs,
+    conditions: &[Condition],
+) -> CliResult<Setup> {
+    let file = load_file(context)?;
+    let kinds = match (&args.notifiers, &file) {
+        (Some(kinds), _) => kinds
+            .iter()
+            .map(|k| k.trim().to_string())
+            .filter(|k| !k.is_empty())
+            .collect(),
+        (None, None) => vec!["console".to_string(), "log".to_string()],
+        (None, Some(_)) => Vec::new(),
+    };
+    let setup = Setup {
+        file,
+        kinds,
+        output_file: args.output_file.clone(),
+    };
+    let built = setup.build()?;
+    check_routes(conditions, &built)?;
 
-    if selected.is_empty() {
-        return Err(CliError::invalid(
-            "no notifier selected; alerts would reach no one (try --notifier console,log)",
-        ));
+    for (name, outcome) in run_checks(built) {
+        match outcome {
+            Ok(()) => {}
+            Err(e) if e.kind == FailureKind::Permanent => {
+                return Err(CliError::invalid(format!(
+                    "notifier {name} cannot deliver: {}",
+                    describe_failure(&e)
+                )))
+            }
+            Err(e) => {
+                tracing::warn!(notifier = %name, reason = %e.message, "notifier check failed; starting anyway, deliveries will be retried")
+            }
+        }
     }
-    selected
-        .into_iter()
-        .map(|(name, settings)| {
-            let plugin = find_notifier(&name).ok_or_else(|| {
-                let known: Vec<_> = notifier_plugins().iter().map(|p| p.name).collect();
-                CliError::invalid(format!(
-                    "unknown notifier {name:?}; registered notifiers: {}",
-                    known.join(", ")
-                ))
-            })?;
-            let notifier = plugin.instantiate(&settings).map_err(|e| {
-                let hint = if name == "file" {
-                    " (use --output-file PATH)"
-                } else {
-                    ""
-                };
-                CliError::invalid(format!("{e}{hint}"))
-            })?;
-            Ok(NamedNotifier::new(name, notifier))
-        })
-        .collect()
+    Ok(setup)
 }
 
 fn build_source(context: &Context, args: &MonitorArgs) -> CliResult<Box<dyn MarketSource>> {
@@ -167,9 +167,17 @@ fn foreground_args(context: &Context, args: &MonitorArgs) -> Vec<OsString> {
         args.source.as_str().into(),
         "--timeout".into(),
         args.timeout.to_string().into(),
-        "--notifier".into(),
-        args.notifiers.join(",").into(),
     ];
+    // Only a file that is in use is passed on: naming a missing one is an error.
+    if context.notifiers_explicit || context.notifiers_path.exists() {
+        out.splice(
+            4..4,
+            ["--notifiers".into(), context.notifiers_path.clone().into()],
+        );
+    }
+    if let Some(kinds) = &args.notifiers {
+        out.extend(["--notifier".into(), kinds.join(",").into()]);
+    }
     if args.once {
         out.push("--once".into());
     }
@@ -192,10 +200,11 @@ fn run_here(
     data_dir: &Path,
     source: Box<dyn MarketSource>,
     conditions: Vec<Condition>,
-    notifiers: Vec<NamedNotifier>,
+    setup: &Setup,
     args: &MonitorArgs,
 ) -> Result<RunReport, LaunchError> {
     let _lock = MonitorLock::acquire(data_dir).map_err(|e| LaunchError::new(e.to_string()))?;
+    let notifiers = setup.build().map_err(|e| LaunchError::new(e.message))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -1,0 +1,180 @@
+//! Notifier instances as the CLI sets them up: from the notifiers file,
+//! plus the setting-less kinds and the `file` notifier that flags add.
+
+use std::path::PathBuf;
+
+use kalshi_alerts_core::notifier::{find_notifier, notifier_plugins};
+use kalshi_alerts_core::notifiers_file::NotifiersFile;
+use kalshi_alerts_core::secret::mask;
+use kalshi_alerts_core::{
+    Condition, FailureKind, FiredAlert, Market, NamedNotifier, NotifyError, Settings,
+};
+
+use super::Context;
+use crate::error::{CliError, CliResult};
+
+/// Loads the notifiers file of `context`, if there is one. Every problem in
+/// it is reported, one per line.
+pub fn load_file(context: &Context) -> CliResult<Option<NotifiersFile>> {
+    let path = &context.notifiers_path;
+    let env = |name: &str| std::env::var(name).ok();
+    match NotifiersFile::load(path, &env) {
+        Ok(None) if context.notifiers_explicit => Err(CliError::invalid(format!(
+            "notifiers file {} does not exist",
+            path.display()
+        ))),
+        Ok(found) => Ok(found),
+        Err(problems) => {
+            let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+            Err(CliError::invalid(lines.join("\nerror: ")))
+        }
+    }
+}
+
+/// What a monitor delivers to: the file's instances and those flags add.
+#[derive(Clone)]
+pub struct Setup {
+    pub file: Option<NotifiersFile>,
+    /// Setting-less kinds to add as instances named after the kind.
+    pub kinds: Vec<String>,
+    pub output_file: Option<PathBuf>,
+}
+
+impl Setup {
+    /// The instances, built. Called once to validate before a launcher
+    /// runs, and again by the monitor itself.
+    pub fn build(&self) -> CliResult<Vec<NamedNotifier>> {
+        let mut built = match &self.file {
+            Some(file) => file.build().map_err(|e| CliError::invalid(e.to_string()))?,
+            None => Vec::new(),
+        };
+        for kind in &self.kinds {
+            if built.iter().any(|n| &n.name == kind) {
+                continue;
+            }
+            built.push(adhoc(kind, Settings::new())?);
+        }
+        if let Some(path) = &self.output_file {
+            let mut settings = Settings::new();
+            settings.insert("path".into(), path.to_string_lossy().into_owned().into());
+            built.retain(|n| n.name != "file");
+            built.push(adhoc("file", settings)?);
+        }
+        if built.is_empty() {
+            return Err(CliError::invalid(
+                "no notifier selected; alerts would reach no one (configure the notifiers file, \
+                 or pass --notifier console,log)",
+            ));
+        }
+        Ok(built)
+    }
+}
+
+fn adhoc(kind: &str, settings: Settings) -> CliResult<NamedNotifier> {
+    let plugin = find_notifier(kind).ok_or_else(|| {
+        let known: Vec<_> = notifier_plugins().iter().map(|p| p.name).collect();
+        CliError::invalid(format!(
+            "unknown notifier {kind:?}; registered notifiers: {}",
+            known.join(", ")
+        ))
+    })?;
+    let notifier = plugin.instantiate(&settings).map_err(|e| {
+        let hint = match kind {
+            "file" => " (use --output-file PATH)".to_string(),
+            _ => " (configure it in the notifiers file)".to_string(),
+        };
+        CliError::invalid(format!("{e}{hint}"))
+    })?;
+    Ok(NamedNotifier::new(kind, notifier))
+}
+
+/// Refuses conditions that route to instances that do not exist.
+pub fn check_routes(conditions: &[Condition], instances: &[NamedNotifier]) -> CliResult {
+    for condition in conditions {
+        for name in condition.notify.iter().flatten() {
+            if !instances.iter().any(|i| &i.name == name) {
+                let known: Vec<_> = instances.iter().map(|i| i.name.as_str()).collect();
+                return Err(CliError::invalid(format!(
+                    "condition {} sends its alerts to notifier {name:?}, which is not configured; \
+                     configured notifiers: {}",
+                    &condition.id,
+                    known.join(", ")
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs every instance's own check, each within its timeout, concurrently,
+/// and returns the outcomes in the instances' order.
+pub fn run_checks(instances: Vec<NamedNotifier>) -> Vec<(String, Result<(), NotifyError>)> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a current-thread runtime starts");
+    runtime.block_on(async {
+        let tasks: Vec<_> = instances
+            .into_iter()
+            .map(|instance| tokio::spawn(check_one(instance)))
+            .collect();
+        let mut outcomes = Vec::new();
+        for task in tasks {
+            outcomes.push(task.await.expect("a check task does not panic"));
+        }
+        outcomes
+    })
+}
+
+async fn check_one(instance: NamedNotifier) -> (String, Result<(), NotifyError>) {
+    let outcome = match tokio::time::timeout(instance.timeout, instance.notifier.check()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(NotifyError {
+            kind: e.kind,
+            message: mask(&e.message, &instance.secrets),
+        }),
+        Err(_) => Err(NotifyError::retryable(format!(
+            "check timed out after {}s",
+            instance.timeout.as_secs_f64()
+        ))),
+    };
+    (instance.name, outcome)
+}
+
+/// Says what a failure means for the person reading it.
+pub fn describe_failure(error: &NotifyError) -> String {
+    match error.kind {
+        FailureKind::Retryable => format!("{} (retryable: may succeed later)", error.message),
+        FailureKind::Permanent => format!(
+            "{} (permanent: will fail the same way until the configuration or the receiver changes)",
+            error.message
+        ),
+    }
+}
+
+/// The alert `notifiers test` sends: plainly a test, on a made-up market.
+pub fn sample_alert() -> FiredAlert {
+    let condition: Condition = serde_json::from_value(serde_json::json!({
+        "id": "00000000-0000-4000-8000-000000000000",
+        "condition_type": "price_above",
+        "ticker": "KXSAMPLE-TEST",
+        "threshold": 0.6,
+        "label": "sample alert from `kalshi notifiers test`",
+        "created_at": ""
+    }))
+    .expect("the sample condition is valid");
+    let market = Market {
+        ticker: "KXSAMPLE-TEST".into(),
+        title: "Sample market: this is a test of your notifier".into(),
+        status: "active".into(),
+        yes_bid: Some("0.61".parse().expect("a decimal")),
+        yes_ask: Some("0.63".parse().expect("a decimal")),
+        volume: Some(1234.into()),
+    };
+    FiredAlert::new(
+        &condition,
+        &market,
+        "0.62".parse().expect("a decimal"),
+        chrono::Utc::now(),
+    )
+}
