@@ -211,7 +211,8 @@ fn parse(
                 ));
             }
         }
-        match parse_instance(entry, position, allow_plaintext, env) {
+        let file_dir = path.parent().unwrap_or(Path::new("."));
+        match parse_instance(entry, position, allow_plaintext, env, file_dir) {
             Ok(instance) => instances.push(instance),
             Err(found) => errors.extend(
                 found
@@ -238,6 +239,7 @@ fn parse_instance(
     position: usize,
     allow_plaintext: bool,
     env: &dyn Fn(&str) -> Option<String>,
+    file_dir: &Path,
 ) -> Result<Instance, Problems> {
     let mut problems: Problems = Vec::new();
     let name = match entry.remove("name") {
@@ -342,6 +344,7 @@ fn parse_instance(
     if let Err(e) = validate_settings(kind, &settings) {
         problem(&e.key, e.problem);
     }
+    resolve_relative_paths(kind, &mut settings, file_dir);
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -353,6 +356,23 @@ fn parse_instance(
         settings: kind.with_defaults(&settings),
         secrets,
     })
+}
+
+/// A relative path setting is relative to the notifiers file, not to
+/// wherever the monitor happens to be started (a daemon, a service).
+fn resolve_relative_paths(kind: &NotifierPlugin, settings: &mut Settings, file_dir: &Path) {
+    for spec in kind
+        .settings
+        .iter()
+        .filter(|s| s.kind == crate::notifier::SettingKind::Path)
+    {
+        if let Some(Value::String(text)) = settings.get_mut(spec.name) {
+            let path = Path::new(text.as_str());
+            if path.is_relative() {
+                *text = file_dir.join(path).to_string_lossy().into_owned();
+            }
+        }
+    }
 }
 
 /// Reads one setting's value: `{ env = "NAME" }` from the environment,
@@ -455,6 +475,14 @@ mod tests {
             required: false,
             secret: false,
             help: "the port",
+        },
+        SettingSpec {
+            name: "ca_file",
+            kind: SettingKind::Path,
+            default: None,
+            required: false,
+            secret: false,
+            help: "a certificate",
         },
     ];
 
@@ -575,7 +603,7 @@ mod tests {
         );
         let expect = [
             "key colour: unknown top-level key",
-            "notifier \"a\": key shape: unknown setting; expected one of: host, password, port",
+            "notifier \"a\": key shape: unknown setting; expected one of: host, password, port, ca_file",
             "notifier \"b\": key kind: unknown notifier kind \"carrier-pigeon\"",
             "notifier \"c\": key host: missing",
             "notifier \"d\": key password: environment variable UNSET_VARIABLE is not set",
@@ -633,6 +661,25 @@ mod tests {
             err.contains("notifier \"mine\": key host: expected a host name"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn relative_paths_are_relative_to_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        std::fs::write(
+            &path,
+            "[[notifier]]\nname = \"a\"\nkind = \"probe\"\nhost = \"h\"\nca_file = \"certs/ca.pem\"\n\
+             [[notifier]]\nname = \"b\"\nkind = \"probe\"\nhost = \"h\"\nca_file = \"/abs/ca.pem\"\n",
+        )
+        .unwrap();
+        let file = NotifiersFile::load(&path, &env).unwrap().unwrap();
+        let expected = dir.path().join("certs/ca.pem");
+        assert_eq!(
+            file.instances[0].settings["ca_file"],
+            expected.to_str().unwrap()
+        );
+        assert_eq!(file.instances[1].settings["ca_file"], "/abs/ca.pem");
     }
 
     #[test]
