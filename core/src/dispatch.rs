@@ -53,8 +53,8 @@ impl NamedNotifier {
         match tokio::time::timeout(self.timeout, call).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(NotifyError {
-                kind: e.kind,
                 message: mask(&e.message, &self.secrets),
+                ..e
             }),
             Err(_) => Err(NotifyError::retryable(format!(
                 "timed out after {}s",
@@ -72,6 +72,8 @@ pub struct DeliveryRetry {
     /// The wait after the first failure; it doubles after each.
     pub base_delay: Duration,
     pub max_delay: Duration,
+    /// A receiver's `Retry-After` longer than this is cut to it.
+    pub max_retry_after: Duration,
 }
 
 impl Default for DeliveryRetry {
@@ -80,6 +82,7 @@ impl Default for DeliveryRetry {
             max_attempts: 5,
             base_delay: Duration::from_secs(1),
             max_delay: Duration::from_secs(60),
+            max_retry_after: Duration::from_secs(300),
         }
     }
 }
@@ -237,7 +240,8 @@ async fn deliver(
             return;
         }
         report_first(&mut tell, FirstOutcome::Retrying);
-        let wait = retry.backoff(attempt);
+        let asked = error.retry_after.map(|d| d.min(retry.max_retry_after));
+        let wait = retry.backoff(attempt).max(asked.unwrap_or_default());
         tracing::debug!(
             notifier = %instance.name, alerts = %ids, attempt, wait_ms = wait.as_millis() as u64,
             reason = %error.message, "delivery failed; will retry"
@@ -290,6 +294,7 @@ mod tests {
                 return Err(NotifyError {
                     kind: self.kind,
                     message: "nope, password=s3cret".into(),
+                    retry_after: None,
                 });
             }
             Ok(())
@@ -345,7 +350,38 @@ mod tests {
             max_attempts: 3,
             base_delay: Duration::from_millis(10),
             max_delay: Duration::from_millis(20),
+            max_retry_after: Duration::from_millis(300),
         }
+    }
+
+    /// Fails once asking for a wait, then succeeds; records when it was called.
+    struct AsksToWait(Arc<Mutex<Vec<std::time::Instant>>>);
+
+    #[async_trait]
+    impl Notifier for AsksToWait {
+        async fn notify(&self, _: &FiredAlert) -> Result<(), NotifyError> {
+            let mut calls = self.0.lock().unwrap();
+            calls.push(std::time::Instant::now());
+            if calls.len() == 1 {
+                return Err(
+                    NotifyError::retryable("429").with_retry_after(Duration::from_millis(200))
+                );
+            }
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_receivers_retry_after_is_waited_for() {
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let instance = NamedNotifier::new("hook", Box::new(AsksToWait(calls.clone())));
+        let mut dispatcher = Dispatcher::new(vec![instance], fast_retry());
+        dispatcher.dispatch(&[(alert("c"), None)]).await;
+        dispatcher.drain(Duration::from_secs(5)).await;
+        let calls = calls.lock().unwrap();
+        assert_eq!(calls.len(), 2);
+        // The backoff alone is at most 10 ms here; only Retry-After explains 200.
+        assert!(calls[1] - calls[0] >= Duration::from_millis(200));
     }
 
     #[tokio::test]

@@ -61,6 +61,9 @@ pub enum FailureKind {
 pub struct NotifyError {
     pub kind: FailureKind,
     pub message: String,
+    /// How long the receiver asked us to wait (an HTTP `Retry-After`);
+    /// the dispatcher waits at least this long before the next attempt.
+    pub retry_after: Option<Duration>,
 }
 
 impl NotifyError {
@@ -68,6 +71,7 @@ impl NotifyError {
         NotifyError {
             kind: FailureKind::Retryable,
             message: message.into(),
+            retry_after: None,
         }
     }
 
@@ -75,7 +79,14 @@ impl NotifyError {
         NotifyError {
             kind: FailureKind::Permanent,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// The same failure, with the wait the receiver asked for.
+    pub fn with_retry_after(mut self, wait: Duration) -> NotifyError {
+        self.retry_after = Some(wait);
+        self
     }
 }
 

@@ -130,8 +130,8 @@ async fn check_one(instance: NamedNotifier) -> (String, Result<(), NotifyError>)
     let outcome = match tokio::time::timeout(instance.timeout, instance.notifier.check()).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(NotifyError {
-            kind: e.kind,
             message: mask(&e.message, &instance.secrets),
+            ..e
         }),
         Err(_) => Err(NotifyError::retryable(format!(
             "check timed out after {}s",

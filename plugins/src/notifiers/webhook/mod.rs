@@ -207,10 +207,14 @@ impl WebhookNotifier {
         let retryable = status.is_server_error()
             || status == StatusCode::TOO_MANY_REQUESTS
             || status == StatusCode::REQUEST_TIMEOUT;
-        if retryable {
-            NotifyError::retryable(message)
-        } else {
-            NotifyError::permanent(message)
+        if !retryable {
+            return NotifyError::permanent(message);
+        }
+        // Only the seconds form is honoured; an HTTP date is quoted above.
+        match retry_after.and_then(|text| text.trim().parse::<u64>().ok()) {
+            Some(seconds) => NotifyError::retryable(message)
+                .with_retry_after(std::time::Duration::from_secs(seconds)),
+            None => NotifyError::retryable(message),
         }
     }
 
