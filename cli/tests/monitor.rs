@@ -463,7 +463,7 @@ fn unknown_notifier_or_launcher_is_refused_before_anything_runs() {
         .assert()
         .code(1)
         .stderr(predicate::str::contains(
-            "unknown notifier \"slack\"; registered notifiers: console, file, log",
+            "unknown notifier \"slack\"; registered notifiers: console, desktop, email, file, log, webhook",
         ));
     sandbox
         .kalshi_at(&server.base_url())
