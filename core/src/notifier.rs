@@ -147,7 +147,8 @@ pub struct SettingsError {
     pub problem: String,
 }
 
-/// A registered notifier kind.
+/// A notifier kind compiled into the program, registered with
+/// `inventory::submit!`.
 pub struct NotifierPlugin {
     pub name: &'static str,
     pub description: &'static str,
@@ -158,41 +159,100 @@ pub struct NotifierPlugin {
 
 inventory::collect!(NotifierPlugin);
 
-impl fmt::Debug for NotifierPlugin {
+/// A kind of notifier, wherever it comes from: compiled in
+/// ([`NotifierPlugin`]) or loaded from a shared library at run time.
+/// Listing, validation and building go through this one interface.
+pub trait NotifierKind: Send + Sync {
+    fn name(&self) -> &str;
+    fn description(&self) -> &str;
+    fn settings(&self) -> &[SettingSpec];
+    /// Builds an instance from settings already checked by [`validate_settings`].
+    fn build(&self, settings: &Settings) -> Result<Box<dyn Notifier>, SettingsError>;
+    /// Where the kind comes from: `built in`, or the path of its library.
+    fn origin(&self) -> String {
+        "built in".to_string()
+    }
+}
+
+impl NotifierKind for NotifierPlugin {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn description(&self) -> &str {
+        self.description
+    }
+
+    fn settings(&self) -> &[SettingSpec] {
+        self.settings
+    }
+
+    fn build(&self, settings: &Settings) -> Result<Box<dyn Notifier>, SettingsError> {
+        (self.build)(settings)
+    }
+}
+
+impl fmt::Debug for dyn NotifierKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NotifierPlugin")
-            .field("name", &self.name)
+        f.debug_struct("NotifierKind")
+            .field("name", &self.name())
             .finish()
     }
 }
 
-/// Every notifier kind linked into this program, sorted by name.
-pub fn notifier_plugins() -> Vec<&'static NotifierPlugin> {
-    let mut all: Vec<_> = inventory::iter::<NotifierPlugin>.into_iter().collect();
-    all.sort_by_key(|p| p.name);
+/// Kinds loaded at run time, added by the plugin host. They live as long
+/// as the program: a loaded library is never unloaded.
+static LOADED: std::sync::RwLock<Vec<&'static dyn NotifierKind>> =
+    std::sync::RwLock::new(Vec::new());
+
+/// Adds a kind loaded at run time to the registry. Refuses a name that is
+/// already taken, returning where the other one comes from.
+pub fn register_loaded(kind: &'static dyn NotifierKind) -> Result<(), String> {
+    if let Some(existing) = find_notifier(kind.name()) {
+        return Err(existing.origin());
+    }
+    LOADED
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .push(kind);
+    Ok(())
+}
+
+/// Every notifier kind of this program, compiled in or loaded, by name.
+pub fn notifier_kinds() -> Vec<&'static dyn NotifierKind> {
+    let mut all: Vec<&'static dyn NotifierKind> = inventory::iter::<NotifierPlugin>
+        .into_iter()
+        .map(|p| p as &'static dyn NotifierKind)
+        .collect();
+    all.extend(
+        LOADED
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .iter()
+            .copied(),
+    );
+    all.sort_by(|a, b| a.name().cmp(b.name()));
     all
 }
 
 /// The notifier kind registered under `name`.
-pub fn find_notifier(name: &str) -> Option<&'static NotifierPlugin> {
-    inventory::iter::<NotifierPlugin>
-        .into_iter()
-        .find(|p| p.name == name)
+pub fn find_notifier(name: &str) -> Option<&'static dyn NotifierKind> {
+    notifier_kinds().into_iter().find(|k| k.name() == name)
 }
 
-impl NotifierPlugin {
+impl dyn NotifierKind {
     /// Checks `settings` against this kind's description, fills in the
     /// defaults of absent settings, then builds.
     pub fn instantiate(&self, settings: &Settings) -> Result<Box<dyn Notifier>, SettingsError> {
         validate_settings(self, settings)?;
-        (self.build)(&self.with_defaults(settings))
+        self.build(&self.with_defaults(settings))
     }
 
     /// `settings` with every absent setting that has a default filled in,
     /// typed as its description says.
     pub fn with_defaults(&self, settings: &Settings) -> Settings {
         let mut full = settings.clone();
-        for spec in self.settings {
+        for spec in self.settings() {
             let Some(default) = spec.default else {
                 continue;
             };
@@ -213,18 +273,18 @@ impl NotifierPlugin {
 /// Refuses unknown keys, missing required settings and values of the
 /// wrong type, naming the key and what was expected.
 pub fn validate_settings(
-    plugin: &NotifierPlugin,
+    plugin: &dyn NotifierKind,
     settings: &Settings,
 ) -> Result<(), SettingsError> {
     let fail = |key: &str, problem: String| SettingsError {
-        notifier: plugin.name.to_string(),
+        notifier: plugin.name().to_string(),
         key: key.to_string(),
         problem,
     };
 
     for key in settings.keys() {
-        if !plugin.settings.iter().any(|s| s.name == key) {
-            let known: Vec<_> = plugin.settings.iter().map(|s| s.name).collect();
+        if !plugin.settings().iter().any(|s| s.name == key) {
+            let known: Vec<_> = plugin.settings().iter().map(|s| s.name).collect();
             let expected = if known.is_empty() {
                 "this notifier takes no settings".to_string()
             } else {
@@ -234,7 +294,7 @@ pub fn validate_settings(
         }
     }
 
-    for spec in plugin.settings {
+    for spec in plugin.settings() {
         match settings.get(spec.name) {
             None | Some(Value::Null) if spec.required => {
                 return Err(fail(spec.name, format!("missing; {}", spec.help)))
@@ -360,7 +420,7 @@ mod tests {
     #[test]
     fn valid_settings_build() {
         let s = settings(serde_json::json!({"path": "out.jsonl"}));
-        assert!(plugin().instantiate(&s).is_ok());
+        assert!((&plugin() as &dyn NotifierKind).instantiate(&s).is_ok());
     }
 
     #[test]
@@ -385,10 +445,11 @@ mod tests {
     #[test]
     fn absent_settings_take_their_typed_defaults() {
         let given = settings(serde_json::json!({"path": "x"}));
-        let full = plugin().with_defaults(&given);
+        let full = (&plugin() as &dyn NotifierKind).with_defaults(&given);
         assert_eq!(full["retries"], serde_json::json!(3));
         assert!(!full.contains_key("token"));
-        let set = plugin().with_defaults(&settings(serde_json::json!({"path": "x", "retries": 9})));
+        let set = (&plugin() as &dyn NotifierKind)
+            .with_defaults(&settings(serde_json::json!({"path": "x", "retries": 9})));
         assert_eq!(set["retries"], serde_json::json!(9));
     }
 

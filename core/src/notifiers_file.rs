@@ -19,9 +19,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::dispatch::NamedNotifier;
-use crate::notifier::{
-    find_notifier, notifier_plugins, validate_settings, NotifierPlugin, Settings,
-};
+use crate::notifier::{find_notifier, notifier_kinds, validate_settings, NotifierKind, Settings};
 use crate::secret::MASK;
 
 /// The file's name inside the data directory.
@@ -56,7 +54,7 @@ impl std::error::Error for ConfigError {}
 #[derive(Debug, Clone)]
 pub struct Instance {
     pub name: String,
-    pub kind: &'static NotifierPlugin,
+    pub kind: &'static dyn NotifierKind,
     pub default: bool,
     pub timeout: Duration,
     /// The kind's settings, with values read from the environment and
@@ -71,7 +69,11 @@ impl Instance {
     pub fn shown_settings(&self) -> Settings {
         let mut shown = Settings::new();
         for (key, value) in &self.settings {
-            let secret = self.kind.settings.iter().any(|s| s.name == key && s.secret);
+            let secret = self
+                .kind
+                .settings()
+                .iter()
+                .any(|s| s.name == key && s.secret);
             let value = if secret {
                 Value::String(MASK.to_string())
             } else {
@@ -85,7 +87,7 @@ impl Instance {
     /// Builds the notifier. The kind's own checks (an address, a URL) may
     /// still refuse the settings here.
     pub fn build(&self, file: &Path) -> Result<NamedNotifier, ConfigError> {
-        let notifier = (self.kind.build)(&self.settings).map_err(|e| ConfigError {
+        let notifier = self.kind.build(&self.settings).map_err(|e| ConfigError {
             file: file.to_path_buf(),
             instance: Some(quoted(&self.name)),
             key: Some(e.key),
@@ -270,9 +272,9 @@ fn parse_instance(
         |key: &str, text: String| problems.push((label.clone(), Some(key.to_string()), text));
 
     let kinds = || {
-        notifier_plugins()
+        notifier_kinds()
             .iter()
-            .map(|p| p.name)
+            .map(|p| p.name())
             .collect::<Vec<_>>()
             .join(", ")
     };
@@ -330,7 +332,7 @@ fn parse_instance(
     let mut settings = Settings::new();
     let mut secrets = Vec::new();
     for (key, value) in entry {
-        let secret = kind.settings.iter().any(|s| s.name == key && s.secret);
+        let secret = kind.settings().iter().any(|s| s.name == key && s.secret);
         match resolve_value(&value, secret, allow_plaintext, env) {
             Ok(resolved) => {
                 if secret {
@@ -360,9 +362,9 @@ fn parse_instance(
 
 /// A relative path setting is relative to the notifiers file, not to
 /// wherever the monitor happens to be started (a daemon, a service).
-fn resolve_relative_paths(kind: &NotifierPlugin, settings: &mut Settings, file_dir: &Path) {
+fn resolve_relative_paths(kind: &dyn NotifierKind, settings: &mut Settings, file_dir: &Path) {
     for spec in kind
-        .settings
+        .settings()
         .iter()
         .filter(|s| s.kind == crate::notifier::SettingKind::Path)
     {
@@ -440,7 +442,9 @@ mod tests {
 
     use super::*;
     use crate::alert::FiredAlert;
-    use crate::notifier::{Notifier, NotifyError, SettingKind, SettingSpec, SettingsError};
+    use crate::notifier::{
+        Notifier, NotifierPlugin, NotifyError, SettingKind, SettingSpec, SettingsError,
+    };
 
     struct Probe;
 

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use kalshi_alerts_core::notifier::{find_notifier, notifier_plugins};
+use kalshi_alerts_core::notifier::{find_notifier, notifier_kinds};
 use kalshi_alerts_core::notifiers_file::NotifiersFile;
 use kalshi_alerts_core::secret::mask;
 use kalshi_alerts_core::{
@@ -72,7 +72,7 @@ impl Setup {
 
 fn adhoc(kind: &str, settings: Settings) -> CliResult<NamedNotifier> {
     let plugin = find_notifier(kind).ok_or_else(|| {
-        let known: Vec<_> = notifier_plugins().iter().map(|p| p.name).collect();
+        let known: Vec<_> = notifier_kinds().iter().map(|p| p.name()).collect();
         CliError::invalid(format!(
             "unknown notifier {kind:?}; registered notifiers: {}",
             known.join(", ")

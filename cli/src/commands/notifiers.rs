@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use kalshi_alerts_core::notifier::{notifier_plugins, NotifierPlugin, SettingSpec};
+use kalshi_alerts_core::notifier::{notifier_kinds, NotifierKind, SettingSpec};
 use kalshi_alerts_core::notifiers_file::Instance;
 use serde_json::{json, Value};
 
@@ -15,7 +15,7 @@ pub fn list(context: &Context, as_json: bool) -> CliResult<ExitCode> {
     let file = load_file(context)?;
     if as_json {
         let listing = json!({
-            "kinds": notifier_plugins().iter().map(|p| kind_json(p)).collect::<Vec<_>>(),
+            "kinds": notifier_kinds().iter().map(|p| kind_json(*p)).collect::<Vec<_>>(),
             "file": context.notifiers_path,
             "instances": file.iter().flat_map(|f| &f.instances).map(instance_json).collect::<Vec<_>>(),
         });
@@ -27,9 +27,9 @@ pub fn list(context: &Context, as_json: bool) -> CliResult<ExitCode> {
     }
 
     say!("Notifier kinds:");
-    for plugin in notifier_plugins() {
-        say!("  {:<10} {}", plugin.name, plugin.description);
-        for spec in plugin.settings {
+    for plugin in notifier_kinds() {
+        say!("  {:<10} {}", plugin.name(), plugin.description());
+        for spec in plugin.settings() {
             say!("      {:<16} {}", spec.name, setting_summary(spec));
         }
     }
@@ -71,13 +71,17 @@ pub fn check(context: &Context) -> CliResult<ExitCode> {
             "on request"
         };
         match outcome {
-            Ok(()) => say!("ok      {} ({}, {role})", instance.name, instance.kind.name),
+            Ok(()) => say!(
+                "ok      {} ({}, {role})",
+                instance.name,
+                instance.kind.name()
+            ),
             Err(e) => {
                 failed += 1;
                 say!(
                     "FAILED  {} ({}): {}",
                     instance.name,
-                    instance.kind.name,
+                    instance.kind.name(),
                     describe_failure(e)
                 );
             }
@@ -140,13 +144,13 @@ pub fn test(context: &Context, name: &str) -> CliResult<ExitCode> {
         Ok(()) => {
             say!(
                 "Sent a sample alert through {name} ({}).",
-                instance.kind.name
+                instance.kind.name()
             );
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => Err(CliError::invalid(format!(
             "sending a sample alert through {name} ({}) failed: {}",
-            instance.kind.name,
+            instance.kind.name(),
             describe_failure(&e)
         ))),
     }
@@ -160,19 +164,19 @@ pub fn docs() -> CliResult<ExitCode> {
 
 pub fn reference_markdown() -> String {
     let mut out = String::new();
-    for plugin in notifier_plugins() {
+    for plugin in notifier_kinds() {
         out.push_str(&format!(
             "### `{}`\n\n{}.\n\n",
-            plugin.name,
-            capitalise(plugin.description)
+            plugin.name(),
+            capitalise(plugin.description())
         ));
-        if plugin.settings.is_empty() {
+        if plugin.settings().is_empty() {
             out.push_str("No settings.\n\n");
             continue;
         }
         out.push_str("| setting | type | default | required | secret | meaning |\n");
         out.push_str("|---|---|---|---|---|---|\n");
-        for spec in plugin.settings {
+        for spec in plugin.settings() {
             out.push_str(&format!(
                 "| `{}` | {} | {} | {} | {} | {} |\n",
                 spec.name,
@@ -219,7 +223,7 @@ fn describe_instance(instance: &Instance) -> String {
     let mut out = format!(
         "  {} ({}, {role}, timeout {}s)\n",
         instance.name,
-        instance.kind.name,
+        instance.kind.name(),
         instance.timeout.as_secs_f64()
     );
     for (key, value) in instance.shown_settings() {
@@ -228,11 +232,12 @@ fn describe_instance(instance: &Instance) -> String {
     out
 }
 
-fn kind_json(plugin: &NotifierPlugin) -> Value {
+fn kind_json(plugin: &dyn NotifierKind) -> Value {
     json!({
-        "name": plugin.name,
-        "description": plugin.description,
-        "settings": plugin.settings.iter().map(|s| json!({
+        "name": plugin.name(),
+        "description": plugin.description(),
+        "origin": plugin.origin(),
+        "settings": plugin.settings().iter().map(|s| json!({
             "name": s.name,
             "type": s.kind.to_string(),
             "default": s.default,
@@ -246,7 +251,7 @@ fn kind_json(plugin: &NotifierPlugin) -> Value {
 fn instance_json(instance: &Instance) -> Value {
     json!({
         "name": instance.name,
-        "kind": instance.kind.name,
+        "kind": instance.kind.name(),
         "default": instance.default,
         "timeout_secs": instance.timeout.as_secs_f64(),
         "settings": instance.shown_settings(),

@@ -87,7 +87,7 @@ async fn within<T>(call: impl Future<Output = T>) -> T {
 #[test]
 fn registers_with_the_documented_settings() {
     let plugin = find_notifier(NAME).expect("email is registered");
-    let names: Vec<&str> = plugin.settings.iter().map(|s| s.name).collect();
+    let names: Vec<&str> = plugin.settings().iter().map(|s| s.name).collect();
     assert_eq!(
         names,
         [
@@ -104,7 +104,7 @@ fn registers_with_the_documented_settings() {
         ]
     );
     let secrets: Vec<&str> = plugin
-        .settings
+        .settings()
         .iter()
         .filter(|s| s.secret)
         .map(|s| s.name)

@@ -64,7 +64,7 @@ async fn answer(reply: Reply) -> NotifyError {
 #[test]
 fn describes_its_settings_with_url_and_token_secret() {
     let plugin = find_notifier(NAME).unwrap();
-    let names: Vec<_> = plugin.settings.iter().map(|s| s.name).collect();
+    let names: Vec<_> = plugin.settings().iter().map(|s| s.name).collect();
     assert_eq!(
         names,
         [
@@ -76,7 +76,7 @@ fn describes_its_settings_with_url_and_token_secret() {
             "ntfy_tags"
         ]
     );
-    let spec = |name: &str| plugin.settings.iter().find(|s| s.name == name).unwrap();
+    let spec = |name: &str| plugin.settings().iter().find(|s| s.name == name).unwrap();
     assert!(spec("url").required && spec("url").secret);
     assert!(spec("bearer_token").secret && !spec("bearer_token").required);
     let plain = ["format", "headers", "ntfy_priority", "ntfy_tags"];
