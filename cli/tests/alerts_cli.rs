@@ -368,3 +368,24 @@ fn lower_case_tickers_are_upper_cased() {
     sandbox.add(&["price", "kxbtc-25dec31", "--below", "0.2"]);
     assert_eq!(sandbox.conditions()[0]["ticker"], "KXBTC-25DEC31");
 }
+
+#[test]
+fn tiny_floats_written_by_another_tool_still_load() {
+    let sandbox = Sandbox::new();
+    sandbox.write_alerts(json!([record("tiny", "price_above", "T", 1e-30)]));
+    sandbox.kalshi().args(["alerts", "list"]).assert().success();
+    sandbox.add(&["volume", "V", "--above", "5"]);
+    assert_eq!(sandbox.conditions().len(), 2);
+}
+
+#[test]
+fn control_characters_in_labels_are_not_printed_raw() {
+    let sandbox = Sandbox::new();
+    let mut forged = record("forged", "price_above", "T", 0.5);
+    forged["label"] = json!("real\nALERT FAKE \u{1b}]0;pwned\u{7}");
+    sandbox.write_alerts(json!([forged]));
+    let output = sandbox.kalshi().args(["alerts", "list"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("real?ALERT FAKE ?]0;pwned?"), "{stdout}");
+    assert!(!stdout.contains('\u{1b}'));
+}

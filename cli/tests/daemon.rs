@@ -288,6 +288,15 @@ fn trim_log_keeps_whole_recent_lines_and_refuses_while_the_daemon_runs() {
 
     sandbox
         .kalshi()
+        .args(["alerts", "trim-log", "--max-mb", "17592186044416"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "--max-mb 17592186044416 is too large",
+        ));
+
+    sandbox
+        .kalshi()
         .args(["alerts", "trim-log", "--keep-mb", "3", "--max-mb", "2"])
         .assert()
         .code(2)

@@ -525,3 +525,66 @@ fn replay_source_fires_with_no_network() {
     assert_eq!(ids, ["p", "x"]);
     assert!(stdout_of(&output).contains("Replay finished: 100 cycle(s), 2 alert(s) fired."));
 }
+
+#[test]
+fn a_bad_base_url_is_refused_before_anything_runs() {
+    let sandbox = Sandbox::new();
+    sandbox.write_alerts(json!([record("c", "price_above", "EUCLIMATE-2030", 0.3)]));
+    for (url, message) in [
+        ("", "is set but empty"),
+        ("http://", "is not a URL"),
+        (
+            "http://user:S3CRET@127.0.0.1:9/trade-api/v2",
+            "must not carry credentials",
+        ),
+        (
+            "http://127.0.0.1:9/trade-api/v2?token=x",
+            "must not have a query",
+        ),
+    ] {
+        let output = sandbox
+            .kalshi_at(url)
+            .args(["alerts", "monitor", "--once"])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1), "{url:?}");
+        let stderr = stderr_of(&output);
+        assert!(stderr.contains(message), "{url:?}: {stderr}");
+        assert!(!stderr.contains("S3CRET"), "{stderr}");
+    }
+}
+
+#[test]
+fn a_lower_case_ticker_written_by_the_python_tool_still_matches() {
+    let sandbox = Sandbox::new();
+    sandbox.write_alerts(json!([record(
+        "lower",
+        "price_above",
+        "euclimate-2030",
+        0.3
+    )]));
+    let server = TestServer::start(Scenario::new(legacy()));
+    let output = monitor(&sandbox, &server, &["--once"]);
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    assert_fired(&sandbox, &["lower"]);
+}
+
+#[test]
+fn a_hostile_market_title_cannot_forge_console_output() {
+    let sandbox = Sandbox::new();
+    sandbox.write_alerts(json!([record("c", "price_above", "EUCLIMATE-2030", 0.3)]));
+    let mut markets = legacy();
+    let market = markets
+        .iter_mut()
+        .find(|m| m["ticker"] == "EUCLIMATE-2030")
+        .unwrap();
+    market["title"] = json!("Climate\nALERT FAKE-TICKER\u{1b}[2J");
+    let server = TestServer::start(Scenario::new(markets));
+    let output = monitor(&sandbox, &server, &["--once", "--notifier", "console"]);
+    let stdout = stdout_of(&output);
+    assert!(
+        stdout.contains("  Climate?ALERT FAKE-TICKER?[2J"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("\nALERT FAKE-TICKER"), "{stdout}");
+}

@@ -7,6 +7,7 @@
 pub mod alert;
 pub mod condition;
 pub mod dispatch;
+pub mod display;
 pub mod launcher;
 pub mod lock;
 pub mod market;
@@ -27,7 +28,9 @@ pub use monitor::{Monitor, RunOptions, RunReport, StopReason};
 pub use notifier::{
     FailureKind, Notifier, NotifierPlugin, NotifyError, SettingKind, SettingSpec, Settings,
 };
-pub use source::{ClientConfig, Environment, KalshiClient, MarketSource, ReplaySource, Scan};
+pub use source::{
+    check_base_url, ClientConfig, Environment, KalshiClient, MarketSource, ReplaySource, Scan,
+};
 pub use store::{AlertStore, AlertsFile};
 
 /// Re-exported so that plugin crates implement [`Notifier`] without a

@@ -80,6 +80,15 @@ impl Monitor {
         conditions: Vec<Condition>,
         notifiers: Vec<NamedNotifier>,
     ) -> Monitor {
+        // Kalshi's tickers are upper case; a file written by another tool
+        // may hold one as typed, which would otherwise never match.
+        let conditions = conditions
+            .into_iter()
+            .map(|mut c| {
+                c.ticker = c.ticker.trim().to_ascii_uppercase();
+                c
+            })
+            .collect();
         Monitor {
             source,
             conditions,

@@ -102,11 +102,35 @@ pub fn parse_non_negative(text: &str) -> Result<Decimal, NumberError> {
 /// `serde_json` prints an `f64` in its shortest round-trip form, so `0.6`
 /// comes back as `"0.6"` and not as the binary expansion of 0.6.
 pub fn decimal_from_json_number(number: &serde_json::Number) -> Option<Decimal> {
+    use rust_decimal::prelude::FromPrimitive;
+
     let text = number.to_string();
     Decimal::from_str(&text)
         .or_else(|_| Decimal::from_scientific(&text))
         .ok()
+        // A float too small or too precise for 28 decimal places (another
+        // tool wrote 1e-30, say) is rounded rather than refused.
+        .or_else(|| number.as_f64().and_then(Decimal::from_f64))
 }
+
+/// The most decimal places a price has on Kalshi (a tenth of a cent).
+pub const PRICE_DECIMALS: u32 = 4;
+
+/// Refuses a value with more decimal places than `places`, so that what is
+/// stored (as a JSON number) is exactly what was typed.
+pub fn check_decimals(value: Decimal, places: u32, what: &str) -> Result<Decimal, String> {
+    if value.normalize().scale() > places {
+        return Err(format!(
+            "{value} has more than {places} decimal places; {what} are given to {}",
+            Decimal::new(1, places)
+        ));
+    }
+    Ok(value)
+}
+
+/// The largest amount a threshold may be: beyond it a float (as the file
+/// stores numbers) no longer holds every whole number.
+pub const MAX_AMOUNT: i64 = 1_000_000_000_000;
 
 /// Writes a decimal as a JSON number, for files that Python reads as floats.
 pub fn decimal_to_json_number(value: Decimal) -> serde_json::Value {
@@ -186,6 +210,21 @@ mod tests {
         assert!(parse_probability("101%").is_err());
         assert!(parse_probability("-0.1").is_err());
         assert!(parse_probability("sixty").is_err());
+    }
+
+    #[test]
+    fn json_numbers_beyond_decimal_precision_are_rounded() {
+        let tiny: serde_json::Number = serde_json::from_str("1e-30").unwrap();
+        assert_eq!(decimal_from_json_number(&tiny), Some(Decimal::ZERO));
+        let long: serde_json::Number = serde_json::from_str("9.999999999999999e-29").unwrap();
+        assert!(decimal_from_json_number(&long).is_some());
+    }
+
+    #[test]
+    fn decimals_beyond_the_limit_are_refused() {
+        assert!(check_decimals(d("0.4550"), 4, "prices").is_ok());
+        let err = check_decimals(d("0.45501"), 4, "prices").unwrap_err();
+        assert!(err.contains("more than 4 decimal places"), "{err}");
     }
 
     #[test]

@@ -4,7 +4,9 @@ use std::process::ExitCode;
 
 use chrono::{SecondsFormat, Utc};
 use kalshi_alerts_core::condition::{describe, parse_expiry};
-use kalshi_alerts_core::price::{parse_non_negative, parse_probability, Price};
+use kalshi_alerts_core::price::{
+    check_decimals, parse_non_negative, parse_probability, Price, MAX_AMOUNT, PRICE_DECIMALS,
+};
 use kalshi_alerts_core::{Condition, ConditionType};
 
 use super::instances::load_file;
@@ -162,10 +164,17 @@ fn threshold_of(args: &AddArgs) -> CliResult<(ConditionType, Price)> {
         }
     };
 
-    let probability =
-        |text: &str| parse_probability(text).map_err(|e| CliError::invalid(format!("{flag}: {e}")));
-    let amount = |text: &str| {
-        parse_non_negative(text).map_err(|e| CliError::invalid(format!("{flag}: {e}")))
+    let invalid = |e: String| CliError::invalid(format!("{flag}: {e}"));
+    let probability = |text: &str| {
+        let p = parse_probability(text).map_err(|e| invalid(e.to_string()))?;
+        check_decimals(p, PRICE_DECIMALS, "prices").map_err(invalid)
+    };
+    let amount = |text: &str, places: u32, what: &str| {
+        let a = parse_non_negative(text).map_err(|e| invalid(e.to_string()))?;
+        if a > Price::from(MAX_AMOUNT) {
+            return Err(invalid(format!("{a} is larger than {MAX_AMOUNT}")));
+        }
+        check_decimals(a, places, what).map_err(invalid)
     };
     Ok(match (args.kind, flag) {
         (ConditionKind::Price, "--above") => {
@@ -186,9 +195,21 @@ fn threshold_of(args: &AddArgs) -> CliResult<(ConditionType, Price)> {
             }
             (ConditionType::PriceBelow, below)
         }
-        (ConditionKind::Crosses, _) => (ConditionType::PriceCrosses, probability(text)?),
+        (ConditionKind::Crosses, _) => {
+            let level = probability(text)?;
+            if level.is_zero() || level == Price::ONE {
+                return Err(CliError::invalid(format!(
+                    "--level: a quoted midpoint never reaches {level}, so this could never fire"
+                )));
+            }
+            (ConditionType::PriceCrosses, level)
+        }
         (ConditionKind::Spread, _) => {
-            let cents = amount(text.trim_end_matches('c'))?;
+            let cents = amount(
+                text.strip_suffix('c').unwrap_or(text),
+                2,
+                "spreads in cents",
+            )?;
             if cents >= Price::ONE_HUNDRED {
                 return Err(CliError::invalid(format!(
                     "--above: a spread of {text} cents or more can never be exceeded; \
@@ -197,7 +218,10 @@ fn threshold_of(args: &AddArgs) -> CliResult<(ConditionType, Price)> {
             }
             (ConditionType::SpreadAbove, cents)
         }
-        (ConditionKind::Volume, _) => (ConditionType::VolumeAbove, amount(text)?),
+        (ConditionKind::Volume, _) => (
+            ConditionType::VolumeAbove,
+            amount(text, 2, "volumes in contracts")?,
+        ),
         (ConditionKind::Move, _) => {
             let by = probability(text)?;
             if by.is_zero() {

@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use chrono::Utc;
+use kalshi_alerts_core::display::printable;
 use kalshi_alerts_core::Condition;
 
 use super::Context;
@@ -43,9 +44,9 @@ fn table(conditions: &[Condition]) -> String {
             [
                 c.id.chars().take(8).collect(),
                 c.condition_type.to_string(),
-                c.ticker.clone(),
+                printable(&c.ticker).into_owned(),
                 c.threshold.normalize().to_string(),
-                c.label.clone(),
+                printable(&c.label).into_owned(),
                 expiry_cell(c, now),
                 c.notify
                     .as_ref()

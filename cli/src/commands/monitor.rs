@@ -13,8 +13,8 @@ use std::time::Duration;
 use kalshi_alerts_core::launcher::{find_launcher, launcher_plugins};
 use kalshi_alerts_core::lock::MonitorLock;
 use kalshi_alerts_core::{
-    ClientConfig, Condition, FailureKind, KalshiClient, LaunchError, LaunchOutcome, MarketSource,
-    Monitor, MonitorJob, ReplaySource, RunOptions, RunReport, StopReason,
+    check_base_url, ClientConfig, Condition, FailureKind, KalshiClient, LaunchError, LaunchOutcome,
+    MarketSource, Monitor, MonitorJob, ReplaySource, RunOptions, RunReport, StopReason,
 };
 
 use super::instances::{check_routes, describe_failure, load_file, run_checks, Setup};
@@ -133,15 +133,14 @@ fn build_source(context: &Context, args: &MonitorArgs) -> CliResult<Box<dyn Mark
     if args.source == SourceKind::Replay {
         return Ok(Box::new(ReplaySource::bundled()));
     }
-    let base_url = std::env::var("KALSHI_API_BASE_URL")
-        .ok()
-        .filter(|url| !url.trim().is_empty())
-        .unwrap_or_else(|| context.environment.base_url().to_string());
-    if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
-        return Err(CliError::invalid(format!(
-            "KALSHI_API_BASE_URL {base_url:?} is not an http(s) URL"
-        )));
-    }
+    let base_url = match std::env::var("KALSHI_API_BASE_URL") {
+        Ok(text) => check_base_url(&text)
+            .map_err(|e| CliError::invalid(format!("KALSHI_API_BASE_URL: {e}")))?,
+        Err(std::env::VarError::NotPresent) => context.environment.base_url().to_string(),
+        Err(std::env::VarError::NotUnicode(_)) => {
+            return Err(CliError::invalid("KALSHI_API_BASE_URL is not valid UTF-8"))
+        }
+    };
     let mut config = ClientConfig::new(base_url);
     config.max_pages = args.max_pages.map(|n| n as usize);
     config.timeout = Duration::from_secs(args.timeout);

@@ -6,6 +6,7 @@
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
+use std::path::Path;
 use std::process::ExitCode;
 
 use kalshi_alerts_core::lock::MonitorLock;
@@ -28,6 +29,14 @@ pub fn run(context: &Context, args: TrimLogArgs) -> CliResult<ExitCode> {
             args.keep_mb, args.max_mb
         )));
     }
+    let mib = |n: u64, flag: &str| {
+        n.checked_mul(MIB)
+            .ok_or_else(|| CliError::usage(format!("{flag} {n} is too large; give a size in MiB")))
+    };
+    let (max_bytes, keep_bytes) = (
+        mib(args.max_mb, "--max-mb")?,
+        mib(args.keep_mb, "--keep-mb")?,
+    );
     let log = args.log.clone().unwrap_or_else(|| context.log_path());
     let size = match std::fs::metadata(&log) {
         Ok(meta) => meta.len(),
@@ -37,7 +46,7 @@ pub fn run(context: &Context, args: TrimLogArgs) -> CliResult<ExitCode> {
         }
         Err(e) => return Err(CliError::invalid(format!("log {}: {e}", log.display()))),
     };
-    if size <= args.max_mb * MIB {
+    if size <= max_bytes {
         say!(
             "Log {} is {} bytes, within --max-mb {}; nothing to trim.",
             log.display(),
@@ -47,7 +56,12 @@ pub fn run(context: &Context, args: TrimLogArgs) -> CliResult<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
 
-    if let Ok(Some(holder)) = MonitorLock::holder(&context.data_dir) {
+    let log_dir = log.parent().map(Path::to_path_buf).unwrap_or_default();
+    let holder = MonitorLock::holder(&context.data_dir)
+        .ok()
+        .flatten()
+        .or_else(|| MonitorLock::holder(&log_dir).ok().flatten());
+    if let Some(holder) = holder {
         return Err(CliError::invalid(format!(
             "the alert monitor ({holder}) is writing to {}; stop it first with \
              `kalshi alerts stop`",
@@ -55,7 +69,7 @@ pub fn run(context: &Context, args: TrimLogArgs) -> CliResult<ExitCode> {
         )));
     }
 
-    let tail = read_tail(&log, size, args.keep_mb * MIB)
+    let tail = read_tail(&log, size, keep_bytes)
         .map_err(|e| CliError::invalid(format!("cannot read log {}: {e}", log.display())))?;
     if !args.apply {
         say!(

@@ -99,6 +99,33 @@ impl RetryPolicy {
     }
 }
 
+/// Checks a base URL given by the user: an absolute http(s) URL with a
+/// host, and nothing a request path cannot be appended to. Credentials are
+/// refused: the public market API needs none, and a URL is logged.
+pub fn check_base_url(text: &str) -> Result<String, String> {
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        return Err("is set but empty; unset it to use the --env host".into());
+    }
+    let url =
+        reqwest::Url::parse(trimmed).map_err(|e| format!("{trimmed:?} is not a URL ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("{trimmed:?} is not an http(s) URL"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("{trimmed:?} has no host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not carry credentials; the market API needs none".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!(
+            "{trimmed:?} must not have a query or fragment; give the API's base path"
+        ));
+    }
+    Ok(trimmed.trim_end_matches('/').to_string())
+}
+
 /// How the client talks to the API.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
@@ -243,7 +270,10 @@ impl KalshiClient {
         let status = response.status();
         let retry_after = parse_retry_after(response.headers());
         if !status.is_success() {
-            let body = response.text().await.unwrap_or_default();
+            let body = read_limited(response, ERROR_BODY_LIMIT)
+                .await
+                .map(|(bytes, _)| String::from_utf8_lossy(&bytes).into_owned())
+                .unwrap_or_default();
             let retryable = status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
             return Err(AttemptError {
                 retryable,
@@ -255,7 +285,19 @@ impl KalshiClient {
             });
         }
 
-        let body = response.bytes().await.map_err(unreachable)?;
+        let (body, complete) = read_limited(response, PAGE_LIMIT)
+            .await
+            .map_err(unreachable)?;
+        if !complete {
+            return Err(AttemptError {
+                retryable: false,
+                retry_after: None,
+                failure: Failure::Malformed(format!(
+                    "the page is larger than {} MiB; no real page is",
+                    PAGE_LIMIT / (1024 * 1024)
+                )),
+            });
+        }
         serde_json::from_slice(&body).map_err(|e| AttemptError {
             retryable: false,
             retry_after: None,
@@ -320,6 +362,29 @@ impl MarketSource for KalshiClient {
     fn describe(&self) -> String {
         self.config.base_url.clone()
     }
+}
+
+/// The most a page may weigh. A real page of 1,000 markets is under 3 MiB;
+/// a server sending more is broken or hostile, and holding it would cost
+/// memory the monitor must not spend.
+const PAGE_LIMIT: usize = 64 * 1024 * 1024;
+
+/// How much of a refusal's body is read, for the error message.
+const ERROR_BODY_LIMIT: usize = 64 * 1024;
+
+/// Reads at most `limit` bytes of the body; `false` when there was more.
+async fn read_limited(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<(Vec<u8>, bool), reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > limit {
+            return Ok((body, false));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((body, true))
 }
 
 /// `Retry-After` as seconds or as an HTTP date.
@@ -413,6 +478,27 @@ mod tests {
         assert_eq!(parse_retry_after(&headers), Some(Duration::ZERO));
         headers.insert("retry-after", "soon".parse().unwrap());
         assert_eq!(parse_retry_after(&headers), None);
+    }
+
+    #[test]
+    fn base_urls_are_checked() {
+        assert_eq!(
+            check_base_url(" http://127.0.0.1:8080/trade-api/v2/ ").unwrap(),
+            "http://127.0.0.1:8080/trade-api/v2"
+        );
+        for bad in [
+            "",
+            "  ",
+            "http://",
+            "ftp://x/y",
+            "http://u:pw@h/v2",
+            "http://h/v2?token=1",
+            "h/v2",
+        ] {
+            assert!(check_base_url(bad).is_err(), "{bad:?} was accepted");
+        }
+        let err = check_base_url("http://u:S3CRET@h/v2").unwrap_err();
+        assert!(!err.contains("S3CRET"), "{err}");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use std::io::Write;
 
+use kalshi_alerts_core::display::printable;
 use kalshi_alerts_core::notifier::SettingsError;
 use kalshi_alerts_core::price::{format_price, Price};
 use kalshi_alerts_core::{
@@ -16,14 +17,15 @@ struct ConsoleNotifier;
 pub fn render(alert: &FiredAlert) -> String {
     let market = &alert.market_data;
     let price = |p: Option<Price>| p.map_or_else(|| "-".to_string(), format_price);
-    let mut block = format!("ALERT {}\n", alert.ticker);
+    // Title and label come from outside (the API, a hand-edited file).
+    let mut block = format!("ALERT {}\n", printable(&alert.ticker));
     if !market.title.is_empty() {
-        block.push_str(&format!("  {}\n", market.title));
+        block.push_str(&format!("  {}\n", printable(&market.title)));
     }
     if !alert.label.is_empty() {
-        block.push_str(&format!("  label:     {}\n", alert.label));
+        block.push_str(&format!("  label:     {}\n", printable(&alert.label)));
     }
-    block.push_str(&format!("  fired:     {}\n", alert.summary()));
+    block.push_str(&format!("  fired:     {}\n", printable(&alert.summary())));
     block.push_str(&format!(
         "  quote:     bid {} / ask {}, volume {}\n",
         price(market.yes_bid),

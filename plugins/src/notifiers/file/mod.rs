@@ -20,13 +20,39 @@ struct FileNotifier {
     path: PathBuf,
 }
 
+/// Appends one line. A write that fails half-way (a full disk) is cut back
+/// off, and a line left unfinished by an earlier crash is ended first, so
+/// every line of the file stays one whole JSON record.
 fn append(path: &Path, line: &[u8]) -> io::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         fs::create_dir_all(dir)?;
     }
-    let mut file = OpenOptions::new().create(true).append(true).open(path)?;
-    file.write_all(line)?;
-    file.sync_data()
+    let mut file = OpenOptions::new()
+        .create(true)
+        .read(true)
+        .append(true)
+        .open(path)?;
+    let before = file.metadata()?.len();
+    let mut record = Vec::with_capacity(line.len() + 1);
+    if before > 0 && !ends_with_newline(&mut file, before)? {
+        record.push(b'\n');
+    }
+    record.extend_from_slice(line);
+
+    let written = file.write_all(&record).and_then(|()| file.sync_data());
+    if written.is_err() {
+        let _ = file.set_len(before);
+    }
+    written
+}
+
+fn ends_with_newline(file: &mut fs::File, len: u64) -> io::Result<bool> {
+    use std::io::{Read, Seek, SeekFrom};
+
+    let mut last = [0u8; 1];
+    file.seek(SeekFrom::Start(len - 1))?;
+    file.read_exact(&mut last)?;
+    Ok(last[0] == b'\n')
 }
 
 #[async_trait]
@@ -120,6 +146,24 @@ mod tests {
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[0]["label"], "busy");
         assert_eq!(lines[0]["current_value"], 20);
+    }
+
+    #[tokio::test]
+    async fn an_unfinished_line_is_ended_before_the_next_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("alerts.jsonl");
+        fs::write(&path, b"{\"partial\": tru").unwrap();
+        let settings = serde_json::json!({"path": path.to_str().unwrap()});
+        let notifier = build(settings.as_object().unwrap()).unwrap();
+        notifier.notify(&alert()).await.unwrap();
+
+        let text = fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2);
+        assert!(
+            serde_json::from_str::<serde_json::Value>(lines[1]).is_ok(),
+            "{text}"
+        );
     }
 
     #[tokio::test]

@@ -3,6 +3,7 @@
 //! Where the event ends up is the program's choice of subscriber; the
 //! `kalshi` binary writes it to stderr, which the daemon appends to its log.
 
+use kalshi_alerts_core::display::printable;
 use kalshi_alerts_core::{
     async_trait, FiredAlert, Notifier, NotifierPlugin, NotifyError, Settings,
 };
@@ -16,14 +17,14 @@ impl Notifier for LogNotifier {
     async fn notify(&self, alert: &FiredAlert) -> Result<(), NotifyError> {
         tracing::info!(
             target: "kalshi_alerts::alert",
-            ticker = %alert.ticker,
+            ticker = %printable(&alert.ticker),
             condition = %alert.condition_type,
             threshold = %alert.threshold.normalize(),
             value = %alert.current_value.normalize(),
-            label = %alert.label,
+            label = %printable(&alert.label),
             condition_id = %alert.condition_id,
             "alert fired: {}",
-            alert.summary()
+            printable(&alert.summary())
         );
         Ok(())
     }
