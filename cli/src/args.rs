@@ -106,7 +106,7 @@ pub enum AlertsCommand {
     /// Stop the monitor running for this data dir (SIGTERM, then wait for it to exit).
     Stop {
         /// Seconds to wait for it to finish its cycle and exit.
-        #[arg(long, default_value_t = 30)]
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
         timeout: u64,
     },
 }

@@ -23,7 +23,15 @@ fn main() -> ExitCode {
     init_logging();
 
     match run(cli) {
-        Ok(code) => code,
+        Ok(code) => match output::write_failure() {
+            Some(reason) => {
+                output::error_line(format_args!(
+                    "error: cannot write to standard output: {reason}"
+                ));
+                ExitCode::from(1)
+            }
+            None => code,
+        },
         Err(e) => {
             output::error_line(format_args!("error: {}", e.message));
             ExitCode::from(e.code)

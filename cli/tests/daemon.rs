@@ -365,3 +365,28 @@ fn a_daemon_that_dies_at_start_is_reported_with_the_log() {
         log_text(&sandbox)
     );
 }
+
+#[test]
+fn a_daemon_whose_data_dir_is_deleted_takes_its_lock_again() {
+    let sandbox = sandbox_with_condition();
+    let server = TestServer::start(Scenario::new(fixtures::legacy_markets()));
+    let (pid, _guard) = start_daemon(&sandbox, &server);
+
+    std::fs::remove_dir_all(sandbox.data_dir()).unwrap();
+    eventually(
+        "the daemon to take its lock again",
+        Duration::from_secs(20),
+        || status_code(&sandbox) == Some(0),
+    );
+    sandbox.write_alerts(json!([record("c", "price_above", "EUCLIMATE-2030", 0.3)]));
+    sandbox
+        .kalshi_at(&server.base_url())
+        .args(["alerts", "monitor", "--daemon"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(format!("(PID: {pid})")));
+    signal(pid, libc::SIGTERM);
+    eventually("the daemon to stop", Duration::from_secs(20), || {
+        status_code(&sandbox) == Some(3)
+    });
+}

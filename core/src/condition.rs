@@ -103,8 +103,12 @@ pub struct Condition {
     /// A probability for price types, cents for spread, contracts for volume.
     #[serde(with = "threshold_number")]
     pub threshold: Decimal,
-    /// Empty when the record has none; not written back then.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    /// Empty when the record has none (or `null`); not written back then.
+    #[serde(
+        default,
+        deserialize_with = "null_as_empty",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub label: String,
     /// When it was added, as written (Python writes `isoformat()`).
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -245,8 +249,10 @@ pub fn parse_expiry(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, Str
     if let Ok(span) = humantime::parse_duration(text.trim()) {
         let span = chrono::Duration::from_std(span)
             .map_err(|_| format!("expiry {text:?} is too far away"))?;
-        if span.is_zero() {
-            return Err(format!("expiry {text:?} is zero; give a positive duration"));
+        if span < chrono::Duration::seconds(1) {
+            return Err(format!(
+                "expiry {text:?} is under a second; expiries are kept to the second"
+            ));
         }
         return now
             .checked_add_signed(span)
@@ -259,6 +265,11 @@ pub fn parse_expiry(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, Str
         return Err(format!("expiry {text:?} is in the past"));
     }
     Ok(at)
+}
+
+/// `null` is read as an empty string (Python writes `None` as `null`).
+fn null_as_empty<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 /// Thresholds are JSON numbers (Python floats); strings are accepted too.
@@ -480,6 +491,7 @@ mod tests {
         assert!(parse_expiry("2020-01-01T00:00:00Z", now).is_err());
         assert!(parse_expiry("soon", now).is_err());
         assert!(parse_expiry("0s", now).is_err());
+        assert!(parse_expiry("500ms", now).is_err());
         assert_eq!(
             parse_expiry("2026-12-05T00:00:00", now).unwrap(),
             parse_timestamp("2026-12-05T00:00:00Z").unwrap()

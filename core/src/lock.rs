@@ -111,6 +111,25 @@ impl MonitorLock {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Whether the lock file at the path is still the one this lock holds.
+    /// It is not when someone deleted it (or the whole data directory):
+    /// then no other command can see that this monitor runs.
+    pub fn is_current(&self) -> bool {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+
+            let (Ok(held), Ok(there)) = (self.file.metadata(), fs::metadata(&self.path)) else {
+                return false;
+            };
+            held.ino() == there.ino() && held.dev() == there.dev()
+        }
+        #[cfg(not(unix))]
+        {
+            self.path.exists()
+        }
+    }
 }
 
 impl Drop for MonitorLock {
@@ -147,6 +166,15 @@ mod tests {
         drop(held);
         assert_eq!(MonitorLock::holder(dir.path()).unwrap(), None);
         assert!(MonitorLock::acquire(dir.path()).is_ok());
+    }
+
+    #[test]
+    fn a_deleted_lock_file_is_noticed() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = MonitorLock::acquire(dir.path()).unwrap();
+        assert!(held.is_current());
+        fs::remove_file(held.path()).unwrap();
+        assert!(!held.is_current());
     }
 
     #[test]

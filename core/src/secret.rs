@@ -12,15 +12,35 @@ pub const MASK: &str = "****";
 /// Longer secrets are replaced first, so a secret that contains another is
 /// masked whole.
 pub fn mask(text: &str, secrets: &[String]) -> String {
-    let mut ordered: Vec<&String> = secrets.iter().filter(|s| !s.is_empty()).collect();
-    ordered.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    // A server may echo a secret percent-encoded (a URL, a form body).
+    let mut forms: Vec<String> = secrets
+        .iter()
+        .filter(|s| !s.is_empty())
+        .flat_map(|s| [s.clone(), percent_encoded(s)])
+        .collect();
+    forms.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    forms.dedup();
     let mut masked = text.to_string();
-    for secret in ordered {
+    for secret in forms {
         if masked.contains(secret.as_str()) {
             masked = masked.replace(secret.as_str(), MASK);
         }
     }
     masked
+}
+
+/// Every byte outside the unreserved set of RFC 3986 as `%XX`.
+fn percent_encoded(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(byte as char)
+            }
+            other => out.push_str(&format!("%{other:02X}")),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -39,5 +59,13 @@ mod tests {
             "login **** failed, then ****"
         );
         assert_eq!(mask("nothing here", &secrets), "nothing here");
+        let url = vec!["https://hooks.example/T0/B1/x y".to_string()];
+        assert_eq!(
+            mask(
+                "posted to https%3A%2F%2Fhooks.example%2FT0%2FB1%2Fx%20y",
+                &url
+            ),
+            "posted to ****"
+        );
     }
 }

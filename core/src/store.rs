@@ -57,15 +57,31 @@ pub enum LookupError {
     #[error("no alert condition has an id starting with {0:?}")]
     NotFound(String),
     #[error("id prefix {prefix:?} matches {} conditions ({}); give more characters",
-        .matches.len(), .matches.join(", "))]
+        .matches.len(), shown_matches(.matches))]
     Ambiguous {
         prefix: String,
         matches: Vec<String>,
     },
 }
 
+/// The first few ambiguous ids: enough to choose, short enough to read.
+fn shown_matches(ids: &[String]) -> String {
+    const SHOWN: usize = 5;
+    let mut text = ids
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if ids.len() > SHOWN {
+        text.push_str(&format!(", and {} more", ids.len() - SHOWN));
+    }
+    text
+}
+
 impl AlertsFile {
-    /// The index of the one condition whose id starts with `prefix`.
+    /// The index of the one condition whose id starts with `prefix`, in
+    /// any letter case (UUIDs are printed lower case, typed either way).
     pub fn find(&self, prefix: &str) -> Result<usize, LookupError> {
         let prefix = prefix.trim();
         if prefix.is_empty() {
@@ -74,11 +90,12 @@ impl AlertsFile {
         if let Some(exact) = self.conditions.iter().position(|c| c.id == prefix) {
             return Ok(exact);
         }
+        let lower = prefix.to_lowercase();
         let matches: Vec<usize> = self
             .conditions
             .iter()
             .enumerate()
-            .filter(|(_, c)| c.id.starts_with(prefix))
+            .filter(|(_, c)| c.id.to_lowercase().starts_with(&lower))
             .map(|(i, _)| i)
             .collect();
         match matches.as_slice() {
@@ -94,6 +111,9 @@ impl AlertsFile {
         }
     }
 }
+
+/// How long a change waits for another writer's lock.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// `alerts.json` in one data directory.
 #[derive(Debug, Clone)]
@@ -125,10 +145,12 @@ impl AlertStore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(AlertsFile::default()),
             Err(e) => return Err(self.io_error(e)),
         };
+        // A byte-order mark, as some Windows editors write, is not JSON.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
         if text.trim().is_empty() {
             return Ok(AlertsFile::default());
         }
-        serde_json::from_str(&text).map_err(|e| self.parse_error(e))
+        serde_json::from_str(text).map_err(|e| self.parse_error(e))
     }
 
     /// Loads, applies `change`, and writes the result back atomically, all
@@ -146,6 +168,8 @@ impl AlertStore {
         Ok(outcome)
     }
 
+    /// Takes the store's lock, waiting at most [`LOCK_WAIT`] for another
+    /// writer, which holds it only for a read and a write.
     fn lock(&self) -> Result<File, StoreError> {
         let dir = self.dir();
         fs::create_dir_all(dir).map_err(|e| self.io_error(e))?;
@@ -156,14 +180,47 @@ impl AlertStore {
             .write(true)
             .open(&lock_path)
             .map_err(|e| self.io_error(e))?;
-        lock.lock().map_err(|e| self.io_error(e))?;
-        Ok(lock)
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        loop {
+            match lock.try_lock() {
+                Ok(()) => return Ok(lock),
+                Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(self.io_error(io::Error::new(
+                        io::ErrorKind::WouldBlock,
+                        format!(
+                            "another kalshi process has held {} for {}s; try again",
+                            lock_path.display(),
+                            LOCK_WAIT.as_secs()
+                        ),
+                    )))
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(self.io_error(e)),
+            }
+        }
     }
 
+    /// Writes the file where it really is (through a symbolic link), with
+    /// the permissions it had, refusing one the user made read-only.
     fn write(&self, content: &AlertsFile) -> Result<(), StoreError> {
         let mut text = serde_json::to_string_pretty(content).expect("alerts serialise to JSON");
         text.push('\n');
-        write_atomically(&self.path, text.as_bytes()).map_err(|e| self.io_error(e))
+        let target = fs::canonicalize(&self.path).unwrap_or_else(|_| self.path.clone());
+        let permissions = fs::metadata(&target).ok().map(|m| m.permissions());
+        if permissions.as_ref().is_some_and(|p| p.readonly()) {
+            return Err(self.io_error(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "the file is read-only; make it writable to change it",
+            )));
+        }
+        write_atomically(&target, text.as_bytes())
+            .and_then(|()| match permissions {
+                Some(p) => fs::set_permissions(&target, p),
+                None => Ok(()),
+            })
+            .map_err(|e| self.io_error(e))
     }
 
     fn dir(&self) -> &Path {
@@ -312,12 +369,53 @@ mod tests {
     }
 
     #[test]
+    fn a_byte_order_mark_is_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(
+            dir.path().join("alerts.json"),
+            "\u{feff}{\"conditions\": []}",
+        )
+        .unwrap();
+        assert!(AlertStore::in_dir(dir.path()).load().is_ok());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_rewrite_keeps_permissions_and_follows_a_symlink() {
+        use std::os::unix::fs::PermissionsExt;
+
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real.json");
+        fs::write(&real, "{\"conditions\": []}").unwrap();
+        fs::set_permissions(&real, fs::Permissions::from_mode(0o600)).unwrap();
+        std::os::unix::fs::symlink(&real, dir.path().join("alerts.json")).unwrap();
+
+        let store = AlertStore::in_dir(dir.path());
+        store
+            .update(|f| {
+                f.conditions.push(sample("x"));
+                Ok::<_, ()>(())
+            })
+            .unwrap()
+            .unwrap();
+        assert!(fs::symlink_metadata(dir.path().join("alerts.json"))
+            .unwrap()
+            .is_symlink());
+        assert_eq!(
+            fs::metadata(&real).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(store.load().unwrap().conditions.len(), 1);
+    }
+
+    #[test]
     fn prefix_lookup_distinguishes_missing_and_ambiguous() {
         let file = AlertsFile {
             conditions: vec![sample("abc1"), sample("abc2"), sample("def")],
             extra: Map::new(),
         };
         assert_eq!(file.find("d"), Ok(2));
+        assert_eq!(file.find("DE"), Ok(2));
         assert_eq!(file.find("abc2"), Ok(1));
         assert!(matches!(
             file.find("abc"),

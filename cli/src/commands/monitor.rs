@@ -202,7 +202,7 @@ fn run_here(
     setup: &Setup,
     args: &MonitorArgs,
 ) -> Result<RunReport, LaunchError> {
-    let _lock = MonitorLock::acquire(data_dir).map_err(|e| LaunchError::new(e.to_string()))?;
+    let mut lock = MonitorLock::acquire(data_dir).map_err(|e| LaunchError::new(e.to_string()))?;
     let notifiers = setup.build().map_err(|e| LaunchError::new(e.message))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -240,12 +240,45 @@ fn run_here(
     );
 
     let report = runtime.block_on(async {
-        let stop = stop_signal();
+        // The lock lives here, not in the stop future, so that it is held
+        // until the deliveries still being retried at the end are drained.
+        let stop = async {
+            tokio::select! {
+                () = stop_signal() => {}
+                () = guard_lock(&mut lock, data_dir) => {}
+            }
+        };
         monitor.run(&options, stop).await
     });
     tracing::info!(cycles = report.cycles, fired = report.alerts_fired, stop = ?report.stop, "monitor stopped");
     Ok(report)
 }
+
+/// Keeps the monitor lock true for as long as the monitor runs. If the lock
+/// file disappears (the data dir was deleted under a daemon), it is taken
+/// again, so `status` and a second start still see this monitor; if another
+/// monitor took it meanwhile, this one stops rather than run twice.
+async fn guard_lock(lock: &mut MonitorLock, data_dir: &Path) {
+    loop {
+        tokio::time::sleep(LOCK_CHECK).await;
+        if lock.is_current() {
+            continue;
+        }
+        match MonitorLock::acquire(data_dir) {
+            Ok(again) => {
+                tracing::warn!(path = %again.path().display(), "monitor lock file was removed; taken again");
+                *lock = again;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "monitor lock lost to another monitor; stopping");
+                return;
+            }
+        }
+    }
+}
+
+/// How often the monitor checks that its lock file is still there.
+const LOCK_CHECK: Duration = Duration::from_secs(5);
 
 /// Completes on Ctrl-C or SIGTERM.
 async fn stop_signal() {

@@ -9,7 +9,14 @@ use crate::error::{CliError, CliResult};
 use crate::output::say;
 
 pub fn run(context: &Context, id_prefix: &str) -> CliResult<ExitCode> {
-    let removed = context.store().update(|file| {
+    let store = context.store();
+    if !store.path().exists() {
+        return Err(CliError::usage(format!(
+            "no alert condition has an id starting with {id_prefix:?}: there is no alerts file at {}",
+            store.path().display()
+        )));
+    }
+    let removed = store.update(|file| {
         let index = file.find(id_prefix).map_err(|e| match e {
             LookupError::NotFound(_) => CliError::usage(e.to_string()),
             LookupError::Ambiguous { .. } => CliError::invalid(e.to_string()),

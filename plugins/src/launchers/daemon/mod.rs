@@ -136,10 +136,18 @@ fn wait_until_started(child: &mut Child, data_dir: &Path, log: &Path) -> Result<
             // two polls; finishing cleanly is a successful start.
             Ok(Some(status)) if status.success() => return Ok(()),
             Ok(Some(status)) => {
+                // Two daemons started at once: the other one won the lock.
+                if let Ok(Some(holder)) = MonitorLock::holder(data_dir) {
+                    return Err(LaunchError::new(format!(
+                        "an alert monitor is already running for {} ({holder}); \
+                         stop it with `kalshi alerts stop` before starting another",
+                        data_dir.display()
+                    )));
+                }
                 return Err(LaunchError::new(format!(
                     "the background monitor exited at start ({status}); see {}",
                     log.display()
-                )))
+                )));
             }
             Ok(None) => {}
             Err(e) => {
