@@ -32,6 +32,7 @@ pub fn run(context: &Context, args: AddArgs) -> CliResult<ExitCode> {
     if let Some(names) = &condition.notify {
         say!("Notify: {}", names.join(", "));
     }
+    super::hint_if_monitor_runs(context);
     Ok(ExitCode::SUCCESS)
 }
 

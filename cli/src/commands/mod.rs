@@ -54,3 +54,13 @@ impl Context {
         self.data_dir.join("alert_monitor.log")
     }
 }
+
+/// A running monitor reads the conditions at start; say so after a change.
+pub fn hint_if_monitor_runs(context: &Context) {
+    if let Ok(Some(holder)) = kalshi_alerts_core::lock::MonitorLock::holder(&context.data_dir) {
+        crate::output::say!(
+            "Note: a monitor is running for this data dir ({holder}); it applies this change \
+             when restarted (`kalshi alerts stop`, then start it again)."
+        );
+    }
+}

@@ -29,5 +29,6 @@ pub fn run(context: &Context, id_prefix: &str) -> CliResult<ExitCode> {
         removed.display_label(),
         removed.id.chars().take(8).collect::<String>()
     );
+    super::hint_if_monitor_runs(context);
     Ok(ExitCode::SUCCESS)
 }
