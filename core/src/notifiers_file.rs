@@ -10,13 +10,6 @@
 //! "SMTP_PASSWORD" }`). A setting its kind marks secret must be given that
 //! way unless the file says `allow_plaintext_secrets = true`; either way its
 //! value is masked wherever an instance is shown.
-//!
-//! Kinds can come from plugin libraries loaded at run time (see
-//! [`crate::plugin_host`]): a top-level `plugin_dir = "dir"` says where the
-//! plugin directory is, and an instance's `plugin = "path"` names the
-//! library its kind comes from, loading it if need be. Both paths are
-//! relative to the file. An instance whose library was refused fails with
-//! the file's path and the reason.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -115,52 +108,6 @@ impl Instance {
 pub struct NotifiersFile {
     pub path: PathBuf,
     pub instances: Vec<Instance>,
-    /// The plugin directory the file names (`plugin_dir`), resolved
-    /// against the file's directory.
-    pub plugin_dir: Option<PathBuf>,
-}
-
-/// The plugin libraries a notifiers file refers to, read without
-/// validating anything else: what must be loaded before the file itself can
-/// be validated, since its instances may use the kinds they provide.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PluginReferences {
-    /// `plugin_dir`, resolved against the file's directory.
-    pub plugin_dir: Option<PathBuf>,
-    /// Each instance's `plugin`, resolved against the file's directory, in
-    /// file order.
-    pub plugins: Vec<PathBuf>,
-}
-
-/// Reads the plugin references of the notifiers file at `path`. A missing
-/// or broken file refers to nothing; [`NotifiersFile::load`] reports its
-/// problems.
-pub fn plugin_references(path: &Path) -> PluginReferences {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return PluginReferences::default();
-    };
-    let Ok(table) = text.parse::<toml::Table>() else {
-        return PluginReferences::default();
-    };
-    let file_dir = path.parent().unwrap_or(Path::new("."));
-    let plugin_dir = table
-        .get("plugin_dir")
-        .and_then(toml::Value::as_str)
-        .filter(|d| !d.trim().is_empty())
-        .map(|d| file_dir.join(d));
-    let plugins = table
-        .get("notifier")
-        .and_then(toml::Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|entry| entry.get("plugin")?.as_str())
-        .filter(|p| !p.trim().is_empty())
-        .map(|p| file_dir.join(p))
-        .collect();
-    PluginReferences {
-        plugin_dir,
-        plugins,
-    }
 }
 
 impl NotifiersFile {
@@ -225,19 +172,6 @@ fn parse(
             false
         }
     };
-    let file_dir = path.parent().unwrap_or(Path::new("."));
-    let plugin_dir = match table.remove("plugin_dir") {
-        None => None,
-        Some(toml::Value::String(dir)) if !dir.trim().is_empty() => Some(file_dir.join(dir)),
-        Some(other) => {
-            errors.push(error(
-                None,
-                Some("plugin_dir"),
-                format!("expected the path of a directory, got {other}"),
-            ));
-            None
-        }
-    };
     let entries = match table.remove("notifier") {
         None => Vec::new(),
         Some(toml::Value::Array(entries)) => entries,
@@ -254,8 +188,7 @@ fn parse(
         errors.push(error(
             None,
             Some(key),
-            "unknown top-level key; expected [[notifier]] tables, allow_plaintext_secrets \
-             and plugin_dir"
+            "unknown top-level key; expected [[notifier]] tables and allow_plaintext_secrets"
                 .into(),
         ));
     }
@@ -280,6 +213,7 @@ fn parse(
                 ));
             }
         }
+        let file_dir = path.parent().unwrap_or(Path::new("."));
         match parse_instance(entry, position, allow_plaintext, env, file_dir) {
             Ok(instance) => instances.push(instance),
             Err(found) => errors.extend(
@@ -294,7 +228,6 @@ fn parse(
         Ok(NotifiersFile {
             path: path.to_path_buf(),
             instances,
-            plugin_dir,
         })
     } else {
         Err(errors)
@@ -345,60 +278,15 @@ fn parse_instance(
             .collect::<Vec<_>>()
             .join(", ")
     };
-    // The library an instance names is loaded before its kind is looked up.
-    let mut plugin_refused = false;
-    let plugin = match entry.remove("plugin") {
-        None => None,
-        Some(toml::Value::String(text)) if !text.trim().is_empty() => {
-            match crate::plugin_host::load_file(&file_dir.join(text)) {
-                Ok(loaded) => Some(loaded),
-                Err(refusal) => {
-                    plugin_refused = true;
-                    problem(
-                        "plugin",
-                        format!(
-                            "plugin {} cannot be used: {}",
-                            refusal.path.display(),
-                            refusal.reason
-                        ),
-                    );
-                    None
-                }
-            }
-        }
-        Some(other) => {
-            plugin_refused = true;
-            problem(
-                "plugin",
-                format!("expected the path of a plugin library, got {other}"),
-            );
-            None
-        }
-    };
     let kind = match entry.remove("kind") {
-        Some(toml::Value::String(_)) if plugin_refused => None,
         Some(toml::Value::String(kind)) => match find_notifier(&kind) {
-            Some(found) => match &plugin {
-                Some(loaded) if !loaded.kinds.contains(&kind) => {
-                    problem(
-                        "kind",
-                        format!(
-                            "plugin {} provides the notifier kind(s) {}, not {kind:?}",
-                            loaded.path.display(),
-                            loaded.kinds.join(", ")
-                        ),
-                    );
-                    None
-                }
-                _ => Some(found),
-            },
+            Some(plugin) => Some(plugin),
             None => {
                 problem(
                     "kind",
                     format!(
-                        "unknown notifier kind {kind:?}; registered kinds: {}{}",
-                        kinds(),
-                        refused_plugins()
+                        "unknown notifier kind {kind:?}; registered kinds: {}",
+                        kinds()
                     ),
                 );
                 None
@@ -477,20 +365,6 @@ fn parse_instance(
         settings: kind.with_defaults(&settings),
         secrets,
     })
-}
-
-/// The plugins refused so far, for an unknown kind that one of them may
-/// have provided.
-fn refused_plugins() -> String {
-    let refused = crate::plugin_host::refusals();
-    if refused.is_empty() {
-        return String::new();
-    }
-    let each: Vec<String> = refused
-        .iter()
-        .map(|r| format!("{}: {}", r.path.display(), r.reason))
-        .collect();
-    format!("; plugins refused: {}", each.join("; "))
 }
 
 /// A relative path setting is relative to the notifiers file, not to
