@@ -53,7 +53,8 @@ impl NamedNotifier {
         match tokio::time::timeout(self.timeout, call).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(NotifyError {
-                message: mask(&e.message, &self.secrets),
+                // A receiver's reply may carry terminal escapes or newlines.
+                message: crate::display::printable(&mask(&e.message, &self.secrets)).into_owned(),
                 ..e
             }),
             Err(_) => Err(NotifyError::retryable(format!(

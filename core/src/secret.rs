@@ -16,7 +16,10 @@ pub fn mask(text: &str, secrets: &[String]) -> String {
     let mut forms: Vec<String> = secrets
         .iter()
         .filter(|s| !s.is_empty())
-        .flat_map(|s| [s.clone(), percent_encoded(s)])
+        // A value read from an env file may end in `\r` that is trimmed
+        // before use; the trimmed form is what a server would echo.
+        .flat_map(|s| [s.clone(), s.trim().to_string(), percent_encoded(s)])
+        .filter(|s| !s.is_empty())
         .collect();
     forms.sort_by_key(|s| std::cmp::Reverse(s.len()));
     forms.dedup();

@@ -48,17 +48,24 @@ impl Setup {
             Some(file) => file.build().map_err(|e| CliError::invalid(e.to_string()))?,
             None => Vec::new(),
         };
-        for kind in &self.kinds {
-            if built.iter().any(|n| &n.name == kind) {
-                continue;
+        // A flag never replaces or hides a configured instance.
+        let mut add = |name: &str, kind: &str, settings: Settings, flag: &str| {
+            if built.iter().any(|n| n.name == name) {
+                return Err(CliError::invalid(format!(
+                    "{flag} adds a notifier named {name:?}, and the notifiers file already has \
+                     one; rename that instance"
+                )));
             }
-            built.push(adhoc(kind, Settings::new())?);
+            built.push(adhoc(name, kind, settings)?);
+            Ok(())
+        };
+        for kind in &self.kinds {
+            add(kind, kind, Settings::new(), &format!("--notifier {kind}"))?;
         }
         if let Some(path) = &self.output_file {
             let mut settings = Settings::new();
             settings.insert("path".into(), path.to_string_lossy().into_owned().into());
-            built.retain(|n| n.name != "file");
-            built.push(adhoc("file", settings)?);
+            add(OUTPUT_FILE, "file", settings, "--output-file")?;
         }
         if built.is_empty() {
             return Err(CliError::invalid(
@@ -70,7 +77,10 @@ impl Setup {
     }
 }
 
-fn adhoc(kind: &str, settings: Settings) -> CliResult<NamedNotifier> {
+/// The name of the instance `--output-file` adds.
+pub const OUTPUT_FILE: &str = "output-file";
+
+fn adhoc(name: &str, kind: &str, settings: Settings) -> CliResult<NamedNotifier> {
     let plugin = find_notifier(kind).ok_or_else(|| {
         let known: Vec<_> = notifier_kinds().iter().map(|p| p.name()).collect();
         CliError::invalid(format!(
@@ -85,12 +95,31 @@ fn adhoc(kind: &str, settings: Settings) -> CliResult<NamedNotifier> {
         };
         CliError::invalid(format!("{e}{hint}"))
     })?;
-    Ok(NamedNotifier::new(kind, notifier))
+    Ok(NamedNotifier::new(name, notifier))
 }
 
 /// Refuses conditions that route to instances that do not exist.
 pub fn check_routes(conditions: &[Condition], instances: &[NamedNotifier]) -> CliResult {
+    let has_default = instances.iter().any(|i| i.default);
     for condition in conditions {
+        match &condition.notify {
+            Some(names) if names.is_empty() => {
+                return Err(CliError::invalid(format!(
+                    "condition {} sends its alerts to an empty list of notifiers; they would \
+                     reach no one (remove \"notify\" to use the defaults)",
+                    condition.id
+                )))
+            }
+            None if !has_default => {
+                return Err(CliError::invalid(format!(
+                    "condition {} names no notifier and no notifier is a default one; its \
+                     alerts would reach no one (set default = true on an instance, or add the \
+                     condition with --notify)",
+                    condition.id
+                )))
+            }
+            _ => {}
+        }
         for name in condition.notify.iter().flatten() {
             if !instances.iter().any(|i| &i.name == name) {
                 let known: Vec<_> = instances.iter().map(|i| i.name.as_str()).collect();

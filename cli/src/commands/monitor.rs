@@ -23,6 +23,9 @@ use crate::args::{MonitorArgs, SourceKind};
 use crate::error::{CliError, CliResult};
 use crate::output::say;
 
+/// Set by the daemon launcher in the environment of its background copy.
+const DAEMON_CHILD: &str = "KALSHI_DAEMON_CHILD";
+
 const NO_ALERTS: &str = "No alerts configured. Use 'kalshi alerts add' to create some.";
 
 pub fn run(context: &Context, args: MonitorArgs) -> CliResult<ExitCode> {
@@ -112,6 +115,11 @@ fn prepare_notifiers(
     let built = setup.build()?;
     check_routes(conditions, &built)?;
 
+    // A daemon's background copy skips the checks: its launcher ran them a
+    // moment ago, and a slow check would outlast the launcher's wait.
+    if std::env::var_os(DAEMON_CHILD).is_some() {
+        return Ok(setup);
+    }
     for (name, outcome) in run_checks(built) {
         match outcome {
             Ok(()) => {}
@@ -251,6 +259,9 @@ fn run_here(
         monitor.run(&options, stop).await
     });
     tracing::info!(cycles = report.cycles, fired = report.alerts_fired, stop = ?report.stop, "monitor stopped");
+    // A notifier blocked in a system call (a FIFO nobody reads, a hung
+    // network file system) must not keep the process alive forever.
+    runtime.shutdown_timeout(Duration::from_secs(5));
     Ok(report)
 }
 

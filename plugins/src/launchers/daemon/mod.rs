@@ -68,6 +68,8 @@ fn spawn(job: &MonitorJob, log_path: &Path) -> Result<Child, LaunchError> {
     command
         .args(&job.foreground_args)
         .env("KALSHI_ENVIRONMENT", &job.environment)
+        // The copy skips what was validated here (notifier checks).
+        .env("KALSHI_DAEMON_CHILD", "1")
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log_err);

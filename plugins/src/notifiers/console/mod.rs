@@ -45,12 +45,15 @@ pub fn render(alert: &FiredAlert) -> String {
 #[async_trait]
 impl Notifier for ConsoleNotifier {
     async fn notify(&self, alert: &FiredAlert) -> Result<(), NotifyError> {
-        let block = render(alert);
-        let mut out = std::io::stdout().lock();
-        out.write_all(block.as_bytes())
-            .and_then(|()| out.write_all(b"\n"))
-            .and_then(|()| out.flush())
-            .map_err(|e| NotifyError::permanent(format!("cannot write to standard output: {e}")))
+        let block = render(alert) + "\n";
+        // Writing may block (a pipe nobody reads): never on a runtime worker.
+        let written = tokio::task::spawn_blocking(move || {
+            let mut out = std::io::stdout().lock();
+            out.write_all(block.as_bytes()).and_then(|()| out.flush())
+        })
+        .await
+        .map_err(|e| NotifyError::retryable(format!("writer task failed: {e}")))?;
+        written.map_err(|e| NotifyError::permanent(format!("cannot write to standard output: {e}")))
     }
 }
 

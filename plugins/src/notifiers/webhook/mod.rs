@@ -292,7 +292,12 @@ fn build(settings: &Settings) -> Result<Box<dyn Notifier>, SettingsError> {
         .user_agent(concat!("kalshi-alerts/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| refused("url", format!("the HTTP client cannot be set up: {e}")))?;
-    let url_parts = url_parts(&url);
+    // Everything secret is masked in quoted text before it is cut, so
+    // that a cut cannot leave half a token showing.
+    let mut url_parts = url_parts(&url);
+    if let Some(token) = text(settings, "bearer_token") {
+        url_parts.push(token.trim().to_string());
+    }
     Ok(Box::new(WebhookNotifier {
         client,
         url,
@@ -328,6 +333,14 @@ fn parse_url(value: Option<&Value>) -> Result<Url, SettingsError> {
     if !matches!(url.scheme(), "http" | "https") || !has_host {
         return Err(refused("url", format!("{expected}; {not_shown}")));
     }
+    // A login in the URL becomes a Basic header that a server may echo
+    // encoded, where no mask can recognise it; a bearer token can be masked.
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(refused(
+            "url",
+            format!("must not carry a login; give it as bearer_token = {{ env = \"VAR\" }}; {not_shown}"),
+        ));
+    }
     Ok(url)
 }
 
@@ -343,10 +356,37 @@ fn url_parts(url: &Url) -> Vec<String> {
             .map(str::to_string),
     );
     parts.extend(url.query_pairs().map(|(_, v)| v.into_owned()));
-    parts.push(url.username().to_string());
-    parts.extend(url.password().map(str::to_string));
+    // A server may echo the path decoded (`%2D` as `-`, `%7B` as `{`).
+    let decoded: Vec<String> = parts.iter().map(|p| percent_decoded(p)).collect();
+    parts.extend(decoded);
     parts.retain(|p| p.len() >= MASKED_PART_MIN);
+    parts.sort();
+    parts.dedup();
     parts
+}
+
+/// `text` with `%XX` escapes decoded, as a server may echo a path.
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The `headers` table as request headers, each name and value checked.
@@ -364,7 +404,7 @@ fn custom_headers(table: &serde_json::Map<String, Value>) -> Result<HeaderMap, S
             return Err(refused(
                 "headers",
                 "header Authorization would be shown with the settings; give the token as \
-                 bearer_token = { env = \"VAR\" }, or a login in the url"
+                 bearer_token = { env = \"VAR\" }"
                     .into(),
             ));
         }
