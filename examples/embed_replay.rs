@@ -2,7 +2,8 @@
 //! the bundled recorded market data as the source, and a notifier that
 //! prints each alert as it fires. No files, no CLI, no network.
 //!
-//! Run with `cargo run -p kalshi-alerts-examples --example embed_replay`.
+//! Run with `cargo run -p kalshi-alerts-examples --bin embed_replay`;
+//! `examples/tests/embed_replay.rs` runs it and checks what it prints.
 
 use std::time::Duration;
 

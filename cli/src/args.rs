@@ -9,7 +9,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(name = "kalshi", version, propagate_version = true)]
 #[command(
     after_help = "Environment: KALSHI_ENVIRONMENT (prod|demo), KALSHI_API_BASE_URL \
-    (overrides both API hosts), KALSHI_DATA_DIR, KALSHI_LOG (log filter, e.g. debug)."
+    (overrides both API hosts), KALSHI_DATA_DIR, KALSHI_LOG (log filter, e.g. debug), \
+    KALSHI_PLUGIN_PATH (plugin directories, separated like PATH)."
 )]
 pub struct Cli {
     /// Which Kalshi exchange to read: prod or demo.
@@ -43,6 +44,20 @@ pub enum Command {
     /// List, check and test the notifiers that deliver alerts.
     #[command(subcommand)]
     Notifiers(NotifiersCommand),
+
+    /// The notifier plugins loaded at run time from shared libraries.
+    #[command(subcommand)]
+    Plugins(PluginsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PluginsCommand {
+    /// Each plugin loaded (path, ABI version, notifier kinds), then each file refused and why.
+    List {
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -284,3 +284,97 @@ fn a_named_notifiers_file_must_exist() {
         .code(1)
         .stderr(predicate::str::contains("nowhere.toml does not exist"));
 }
+
+#[test]
+fn alerts_that_would_reach_no_one_are_refused_at_start() {
+    let sandbox = Sandbox::new();
+    write_notifiers(
+        &sandbox,
+        &format!(
+            "[[notifier]]\nname = \"quiet\"\nkind = \"file\"\ndefault = false\npath = \"{}\"\n",
+            sandbox.path("q.jsonl").display()
+        ),
+    );
+    sandbox.write_alerts(json!([record(
+        "plain",
+        "price_above",
+        "EUCLIMATE-2030",
+        0.3
+    )]));
+    sandbox
+        .kalshi()
+        .args(["alerts", "monitor", "--once"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "condition plain names no notifier and no notifier is a default one",
+        ));
+
+    let mut empty = record("empty", "price_above", "EUCLIMATE-2030", 0.3);
+    empty["notify"] = json!([]);
+    sandbox.write_alerts(json!([empty]));
+    sandbox
+        .kalshi()
+        .args(["alerts", "monitor", "--once"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("empty list of notifiers"));
+}
+
+#[test]
+fn a_flag_never_replaces_a_configured_instance() {
+    let sandbox = Sandbox::new();
+    write_notifiers(
+        &sandbox,
+        "[[notifier]]\nname = \"console\"\nkind = \"log\"\n",
+    );
+    sandbox.write_alerts(json!([record("c", "price_above", "EUCLIMATE-2030", 0.3)]));
+    sandbox
+        .kalshi()
+        .args(["alerts", "monitor", "--once", "--notifier", "console"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "--notifier console adds a notifier named \"console\"",
+        ));
+}
+
+#[test]
+fn env_values_are_typed_and_never_shown_in_problems() {
+    let sandbox = Sandbox::new();
+    write_notifiers(
+        &sandbox,
+        "[[notifier]]\nname = \"a\"\nkind = \"file\"\npath = { env = \"KALSHI_TEST_SECRET_PATH\" }\ntimeout = 0.5\n",
+    );
+    sandbox
+        .kalshi()
+        .env("KALSHI_TEST_SECRET_PATH", "/tmp/hunter2-secret-path")
+        .args(["notifiers", "check"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "key timeout: expected seconds between 1 and 600",
+        ))
+        .stderr(predicate::str::contains("hunter2").not());
+
+    write_notifiers(
+        &sandbox,
+        "[[notifier]]\nname = \"bad name\"\nkind = \"log\"\n",
+    );
+    sandbox
+        .kalshi()
+        .args(["notifiers", "check"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "key name: expected a name of letters, digits",
+        ));
+
+    write_notifiers(&sandbox, "");
+    sandbox
+        .kalshi()
+        .args(["notifiers", "check"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("configures no notifier"));
+}

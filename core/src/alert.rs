@@ -5,14 +5,17 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use rust_decimal::Decimal;
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::condition::{Condition, ConditionType};
 use crate::market::Market;
-use crate::price::{decimal_to_json_number, format_price};
+use crate::price::{decimal_from_json_number, decimal_to_json_number, format_price, parse_decimal};
 
 /// One condition met by one market at one check.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+///
+/// It reads back from its serialized form too (`Deserialize`), so that a
+/// notifier on the far side of the plugin ABI gets the same value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FiredAlert {
     /// A fresh UUID for this firing.
     pub id: String,
@@ -20,27 +23,39 @@ pub struct FiredAlert {
     pub condition_type: ConditionType,
     pub ticker: String,
     pub label: String,
-    #[serde(serialize_with = "as_number")]
+    #[serde(serialize_with = "as_number", deserialize_with = "from_number")]
     pub threshold: Decimal,
     /// The measured value compared against the threshold.
-    #[serde(serialize_with = "as_number")]
+    #[serde(serialize_with = "as_number", deserialize_with = "from_number")]
     pub current_value: Decimal,
-    #[serde(serialize_with = "as_rfc3339")]
+    #[serde(serialize_with = "as_rfc3339", deserialize_with = "from_rfc3339")]
     pub triggered_at: DateTime<Utc>,
     pub market_data: MarketData,
 }
 
 /// The market as it was when the alert fired.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MarketData {
     pub ticker: String,
     pub title: String,
     /// YES bid in dollars, `null` when not quoted.
-    #[serde(serialize_with = "as_optional_number")]
+    #[serde(
+        serialize_with = "as_optional_number",
+        deserialize_with = "from_optional_number",
+        default
+    )]
     pub yes_bid: Option<Decimal>,
-    #[serde(serialize_with = "as_optional_number")]
+    #[serde(
+        serialize_with = "as_optional_number",
+        deserialize_with = "from_optional_number",
+        default
+    )]
     pub yes_ask: Option<Decimal>,
-    #[serde(serialize_with = "as_optional_number")]
+    #[serde(
+        serialize_with = "as_optional_number",
+        deserialize_with = "from_optional_number",
+        default
+    )]
     pub volume: Option<Decimal>,
 }
 
@@ -104,6 +119,41 @@ fn as_rfc3339<S: Serializer>(at: &DateTime<Utc>, serializer: S) -> Result<S::Ok,
     serializer.serialize_str(&at.to_rfc3339_opts(SecondsFormat::Micros, false))
 }
 
+/// Reads a number written by [`as_number`]: a JSON number read through its
+/// shortest decimal text, or a decimal string.
+fn from_number<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Decimal, D::Error> {
+    use serde::de::Error;
+
+    match serde_json::Value::deserialize(deserializer)? {
+        serde_json::Value::Number(n) => decimal_from_json_number(&n)
+            .ok_or_else(|| D::Error::custom(format!("{n} is out of range"))),
+        serde_json::Value::String(s) => parse_decimal(&s).map_err(D::Error::custom),
+        other => Err(D::Error::custom(format!("expected a number, got {other}"))),
+    }
+}
+
+fn from_optional_number<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Decimal>, D::Error> {
+    use serde::de::Error;
+
+    match serde_json::Value::deserialize(deserializer)? {
+        serde_json::Value::Null => Ok(None),
+        serde_json::Value::Number(n) => decimal_from_json_number(&n)
+            .map(Some)
+            .ok_or_else(|| D::Error::custom(format!("{n} is out of range"))),
+        serde_json::Value::String(s) => parse_decimal(&s).map(Some).map_err(D::Error::custom),
+        other => Err(D::Error::custom(format!(
+            "expected a number or null, got {other}"
+        ))),
+    }
+}
+
+fn from_rfc3339<'de, D: Deserializer<'de>>(deserializer: D) -> Result<DateTime<Utc>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    crate::condition::parse_timestamp(&text).map_err(serde::de::Error::custom)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,5 +186,10 @@ mod tests {
         assert!(json["market_data"]["yes_ask"].is_null());
         assert_eq!(json["market_data"]["title"], "Will it?");
         assert!(uuid::Uuid::parse_str(json["id"].as_str().unwrap()).is_ok());
+
+        let back: FiredAlert = serde_json::from_value(json).unwrap();
+        assert_eq!(back.threshold.to_string(), "0.6");
+        assert_eq!(back.market_data.yes_bid, Some(Decimal::new(455, 3)));
+        assert_eq!(back, alert);
     }
 }

@@ -4,6 +4,7 @@
 //! Kalshi market client and the monitor loop. Notifiers and launchers are
 //! plugins: it defines their traits and registries, and names none of them.
 
+pub mod abi;
 pub mod alert;
 pub mod condition;
 pub mod dispatch;
@@ -14,6 +15,7 @@ pub mod market;
 pub mod monitor;
 pub mod notifier;
 pub mod notifiers_file;
+pub mod plugin_host;
 pub mod price;
 pub mod secret;
 pub mod source;

@@ -10,6 +10,13 @@
 //! "SMTP_PASSWORD" }`). A setting its kind marks secret must be given that
 //! way unless the file says `allow_plaintext_secrets = true`; either way its
 //! value is masked wherever an instance is shown.
+//!
+//! Kinds can come from plugin libraries loaded at run time (see
+//! [`crate::plugin_host`]): a top-level `plugin_dir = "dir"` says where the
+//! plugin directory is, and an instance's `plugin = "path"` names the
+//! library its kind comes from, loading it if need be. Both paths are
+//! relative to the file. An instance whose library was refused fails with
+//! the file's path and the reason.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -108,6 +115,52 @@ impl Instance {
 pub struct NotifiersFile {
     pub path: PathBuf,
     pub instances: Vec<Instance>,
+    /// The plugin directory the file names (`plugin_dir`), resolved
+    /// against the file's directory.
+    pub plugin_dir: Option<PathBuf>,
+}
+
+/// The plugin libraries a notifiers file refers to, read without
+/// validating anything else: what must be loaded before the file itself can
+/// be validated, since its instances may use the kinds they provide.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PluginReferences {
+    /// `plugin_dir`, resolved against the file's directory.
+    pub plugin_dir: Option<PathBuf>,
+    /// Each instance's `plugin`, resolved against the file's directory, in
+    /// file order.
+    pub plugins: Vec<PathBuf>,
+}
+
+/// Reads the plugin references of the notifiers file at `path`. A missing
+/// or broken file refers to nothing; [`NotifiersFile::load`] reports its
+/// problems.
+pub fn plugin_references(path: &Path) -> PluginReferences {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return PluginReferences::default();
+    };
+    let Ok(table) = text.parse::<toml::Table>() else {
+        return PluginReferences::default();
+    };
+    let file_dir = path.parent().unwrap_or(Path::new("."));
+    let plugin_dir = table
+        .get("plugin_dir")
+        .and_then(toml::Value::as_str)
+        .filter(|d| !d.trim().is_empty())
+        .map(|d| file_dir.join(d));
+    let plugins = table
+        .get("notifier")
+        .and_then(toml::Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| entry.get("plugin")?.as_str())
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| file_dir.join(p))
+        .collect();
+    PluginReferences {
+        plugin_dir,
+        plugins,
+    }
 }
 
 impl NotifiersFile {
@@ -172,6 +225,19 @@ fn parse(
             false
         }
     };
+    let file_dir = path.parent().unwrap_or(Path::new("."));
+    let plugin_dir = match table.remove("plugin_dir") {
+        None => None,
+        Some(toml::Value::String(dir)) if !dir.trim().is_empty() => Some(file_dir.join(dir)),
+        Some(other) => {
+            errors.push(error(
+                None,
+                Some("plugin_dir"),
+                format!("expected the path of a directory, got {other}"),
+            ));
+            None
+        }
+    };
     let entries = match table.remove("notifier") {
         None => Vec::new(),
         Some(toml::Value::Array(entries)) => entries,
@@ -188,7 +254,8 @@ fn parse(
         errors.push(error(
             None,
             Some(key),
-            "unknown top-level key; expected [[notifier]] tables and allow_plaintext_secrets"
+            "unknown top-level key; expected [[notifier]] tables, allow_plaintext_secrets \
+             and plugin_dir"
                 .into(),
         ));
     }
@@ -213,7 +280,6 @@ fn parse(
                 ));
             }
         }
-        let file_dir = path.parent().unwrap_or(Path::new("."));
         match parse_instance(entry, position, allow_plaintext, env, file_dir) {
             Ok(instance) => instances.push(instance),
             Err(found) => errors.extend(
@@ -228,6 +294,7 @@ fn parse(
         Ok(NotifiersFile {
             path: path.to_path_buf(),
             instances,
+            plugin_dir,
         })
     } else {
         Err(errors)
@@ -245,12 +312,12 @@ fn parse_instance(
 ) -> Result<Instance, Problems> {
     let mut problems: Problems = Vec::new();
     let name = match entry.remove("name") {
-        Some(toml::Value::String(name)) if !name.trim().is_empty() => name,
+        Some(toml::Value::String(name)) if is_instance_name(&name) => name,
         Some(_) => {
             problems.push((
                 format!("#{}", position + 1),
                 Some("name".into()),
-                "expected a non-empty string".into(),
+                "expected a name of letters, digits, '.', '_' and '-' (at most 64)".into(),
             ));
             format!("#{}", position + 1)
         }
@@ -278,15 +345,60 @@ fn parse_instance(
             .collect::<Vec<_>>()
             .join(", ")
     };
+    // The library an instance names is loaded before its kind is looked up.
+    let mut plugin_refused = false;
+    let plugin = match entry.remove("plugin") {
+        None => None,
+        Some(toml::Value::String(text)) if !text.trim().is_empty() => {
+            match crate::plugin_host::load_file(&file_dir.join(text)) {
+                Ok(loaded) => Some(loaded),
+                Err(refusal) => {
+                    plugin_refused = true;
+                    problem(
+                        "plugin",
+                        format!(
+                            "plugin {} cannot be used: {}",
+                            refusal.path.display(),
+                            refusal.reason
+                        ),
+                    );
+                    None
+                }
+            }
+        }
+        Some(other) => {
+            plugin_refused = true;
+            problem(
+                "plugin",
+                format!("expected the path of a plugin library, got {other}"),
+            );
+            None
+        }
+    };
     let kind = match entry.remove("kind") {
+        Some(toml::Value::String(_)) if plugin_refused => None,
         Some(toml::Value::String(kind)) => match find_notifier(&kind) {
-            Some(plugin) => Some(plugin),
+            Some(found) => match &plugin {
+                Some(loaded) if !loaded.kinds.contains(&kind) => {
+                    problem(
+                        "kind",
+                        format!(
+                            "plugin {} provides the notifier kind(s) {}, not {kind:?}",
+                            loaded.path.display(),
+                            loaded.kinds.join(", ")
+                        ),
+                    );
+                    None
+                }
+                _ => Some(found),
+            },
             None => {
                 problem(
                     "kind",
                     format!(
-                        "unknown notifier kind {kind:?}; registered kinds: {}",
-                        kinds()
+                        "unknown notifier kind {kind:?}; registered kinds: {}{}",
+                        kinds(),
+                        refused_plugins()
                     ),
                 );
                 None
@@ -314,7 +426,7 @@ fn parse_instance(
         Some(toml::Value::Integer(secs)) if (1..=600).contains(&secs) => {
             Duration::from_secs(secs as u64)
         }
-        Some(toml::Value::Float(secs)) if secs > 0.0 && secs <= 600.0 => {
+        Some(toml::Value::Float(secs)) if (1.0..=600.0).contains(&secs) => {
             Duration::from_secs_f64(secs)
         }
         Some(other) => {
@@ -331,13 +443,21 @@ fn parse_instance(
     };
     let mut settings = Settings::new();
     let mut secrets = Vec::new();
+    // Values read from the environment are not shown in problems either:
+    // a variable may hold a secret even when the key it fills is not one.
+    let mut from_env = Vec::new();
     let mut refused_keys = Vec::new();
     for (key, value) in entry {
-        let secret = kind.settings().iter().any(|s| s.name == key && s.secret);
-        match resolve_value(&value, secret, allow_plaintext, env) {
+        let spec = kind.settings().iter().find(|s| s.name == key);
+        let secret = spec.is_some_and(|s| s.secret);
+        let kind_of = spec.map(|s| s.kind);
+        match resolve_value(&value, secret, allow_plaintext, env, kind_of) {
             Ok(resolved) => {
                 if secret {
                     collect_secrets(&resolved, &mut secrets);
+                }
+                if is_env_reference(&value) {
+                    collect_secrets(&resolved, &mut from_env);
                 }
                 settings.insert(key, resolved);
             }
@@ -350,7 +470,8 @@ fn parse_instance(
     // A key refused above is not "missing" as well.
     if let Err(e) = validate_settings(kind, &settings) {
         if !refused_keys.contains(&e.key) {
-            problem(&e.key, e.problem);
+            from_env.extend(secrets.iter().cloned());
+            problem(&e.key, crate::secret::mask(&e.problem, &from_env));
         }
     }
     resolve_relative_paths(kind, &mut settings, file_dir);
@@ -365,6 +486,20 @@ fn parse_instance(
         settings: kind.with_defaults(&settings),
         secrets,
     })
+}
+
+/// The plugins refused so far, for an unknown kind that one of them may
+/// have provided.
+fn refused_plugins() -> String {
+    let refused = crate::plugin_host::refusals();
+    if refused.is_empty() {
+        return String::new();
+    }
+    let each: Vec<String> = refused
+        .iter()
+        .map(|r| format!("{}: {}", r.path.display(), r.reason))
+        .collect();
+    format!("; plugins refused: {}", each.join("; "))
 }
 
 /// A relative path setting is relative to the notifiers file, not to
@@ -391,6 +526,7 @@ fn resolve_value(
     secret: bool,
     allow_plaintext: bool,
     env: &dyn Fn(&str) -> Option<String>,
+    kind: Option<crate::notifier::SettingKind>,
 ) -> Result<Value, String> {
     if let toml::Value::Table(table) = value {
         if let Some(variable) = table.get("env") {
@@ -401,7 +537,7 @@ fn resolve_value(
                 return Err("{ env = ... } takes no other keys".into());
             }
             return match env(variable) {
-                Some(found) if !found.is_empty() => Ok(Value::String(found)),
+                Some(found) if !found.is_empty() => typed_from_env(variable, found, kind),
                 _ => Err(format!("environment variable {variable} is not set")),
             };
         }
@@ -414,6 +550,46 @@ fn resolve_value(
         );
     }
     serde_json::to_value(value).map_err(|e| format!("cannot be read: {e}"))
+}
+
+/// An environment variable's text as the setting's type: a number for an
+/// integer setting, true or false for a boolean one.
+fn typed_from_env(
+    variable: &str,
+    text: String,
+    kind: Option<crate::notifier::SettingKind>,
+) -> Result<Value, String> {
+    use crate::notifier::SettingKind;
+
+    match kind {
+        Some(SettingKind::Integer) => {
+            text.trim().parse::<i64>().map(Value::from).map_err(|_| {
+                format!("environment variable {variable} does not hold a whole number")
+            })
+        }
+        Some(SettingKind::Bool) => match text.trim() {
+            "true" => Ok(Value::Bool(true)),
+            "false" => Ok(Value::Bool(false)),
+            _ => Err(format!(
+                "environment variable {variable} holds neither true nor false"
+            )),
+        },
+        _ => Ok(Value::String(text)),
+    }
+}
+
+fn is_env_reference(value: &toml::Value) -> bool {
+    matches!(value, toml::Value::Table(t) if t.contains_key("env"))
+}
+
+/// Instance names are used on the command line (`--notify a,b`) and in
+/// logs, so they are plain words.
+fn is_instance_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
 fn collect_secrets(value: &Value, into: &mut Vec<String>) {
@@ -699,6 +875,64 @@ mod tests {
         assert!(
             found[0].contains("is not valid TOML (line 3, column 8)"),
             "{found:?}"
+        );
+    }
+
+    #[test]
+    fn plugin_keys_are_read_relative_to_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        let text = "plugin_dir = \"plugins\"\n[[notifier]]\nname = \"a\"\nkind = \"probe\"\nhost = \"h\"\n";
+        std::fs::write(&path, text).unwrap();
+        let file = NotifiersFile::load(&path, &env).unwrap().unwrap();
+        assert_eq!(file.plugin_dir, Some(dir.path().join("plugins")));
+
+        std::fs::write(
+            &path,
+            "plugin_dir = \"../shared\"\n[[notifier]]\nname = \"a\"\nkind = \"x\"\nplugin = \"lib/x.so\"\n\
+             [[notifier]]\nname = \"b\"\nkind = \"y\"\nplugin = \"/opt/y.so\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            plugin_references(&path),
+            PluginReferences {
+                plugin_dir: Some(dir.path().join("../shared")),
+                plugins: vec![dir.path().join("lib/x.so"), PathBuf::from("/opt/y.so")],
+            }
+        );
+        assert_eq!(
+            plugin_references(&dir.path().join("missing.toml")),
+            PluginReferences::default()
+        );
+    }
+
+    #[test]
+    fn a_plugin_that_cannot_be_used_is_a_problem_of_its_instance() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("gone.so");
+        let found = problems(&format!(
+            "plugin_dir = 5\n[[notifier]]\nname = \"a\"\nkind = \"csv\"\nplugin = \"{}\"\n\
+             [[notifier]]\nname = \"b\"\nkind = \"probe\"\nhost = \"h\"\nplugin = 7\n",
+            missing.display()
+        ));
+        let expect = [
+            "key plugin_dir: expected the path of a directory, got 5".to_string(),
+            format!(
+                "notifier \"a\": key plugin: plugin {} cannot be used: the file does not exist",
+                missing.display()
+            ),
+            "notifier \"b\": key plugin: expected the path of a plugin library, got 7".to_string(),
+        ];
+        for text in &expect {
+            assert!(
+                found.iter().any(|p| p.contains(text.as_str())),
+                "{text:?} not in {found:#?}"
+            );
+        }
+        // The kind of an instance whose plugin failed is not also reported unknown.
+        assert!(
+            !found.iter().any(|p| p.contains("unknown notifier kind")),
+            "{found:#?}"
         );
     }
 }

@@ -6,6 +6,7 @@ pub mod instances;
 pub mod list;
 pub mod monitor;
 pub mod notifiers;
+pub mod plugins;
 pub mod remove;
 pub mod trim_log;
 

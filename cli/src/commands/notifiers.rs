@@ -28,7 +28,16 @@ pub fn list(context: &Context, as_json: bool) -> CliResult<ExitCode> {
 
     say!("Notifier kinds:");
     for plugin in notifier_kinds() {
-        say!("  {:<10} {}", plugin.name(), plugin.description());
+        let origin = plugin.origin();
+        if origin == "built in" {
+            say!("  {:<10} {}", plugin.name(), plugin.description());
+        } else {
+            say!(
+                "  {:<10} {} [plugin {origin}]",
+                plugin.name(),
+                plugin.description()
+            );
+        }
         for spec in plugin.settings() {
             say!("      {:<16} {}", spec.name, setting_summary(spec));
         }
@@ -60,6 +69,12 @@ pub fn check(context: &Context) -> CliResult<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     };
+    if file.instances.is_empty() {
+        return Err(CliError::invalid(format!(
+            "{} configures no notifier; alerts would reach no one",
+            file.path.display()
+        )));
+    }
     let built = file.build().map_err(|e| CliError::invalid(e.to_string()))?;
     let outcomes = run_checks(built);
 

@@ -1,0 +1,106 @@
+//! `kalshi`: manage alert conditions on Kalshi markets and run the monitor.
+//!
+//! The whole command line is this library's [`main`], so that a program
+//! of a third party can be the `kalshi` command with notifier plugins of
+//! its own compiled in: link the plugin crate, then call
+//! `kalshi_alerts_cli::main()` from `main`. The `kalshi` binary is exactly
+//! that, with the built-in plugins only.
+//!
+//! `main` parses arguments, sets up logging, loads run-time plugins for the
+//! commands that use the notifier registry, runs one command and turns its
+//! error, if any, into one message on stderr and an exit code.
+
+mod args;
+mod commands;
+mod error;
+mod output;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use args::{AlertsCommand, Cli, Command, NotifiersCommand, PluginsCommand};
+use error::CliResult;
+
+/// Runs the `kalshi` command line with the arguments and environment of
+/// this process, and returns its exit code. Every notifier and launcher
+/// registered in the program (the built-in ones, any linked in, any loaded
+/// at run time) is available.
+pub fn main() -> ExitCode {
+    kalshi_alerts_plugins::link();
+    let cli = Cli::parse();
+    init_logging();
+
+    match run(cli) {
+        Ok(code) => match output::write_failure() {
+            Some(reason) => {
+                output::error_line(format_args!(
+                    "error: cannot write to standard output: {reason}"
+                ));
+                ExitCode::from(1)
+            }
+            None => code,
+        },
+        Err(e) => {
+            output::error_line(format_args!("error: {}", e.message));
+            ExitCode::from(e.code)
+        }
+    }
+}
+
+fn run(cli: Cli) -> CliResult<ExitCode> {
+    let context = commands::Context::new(&cli)?;
+    if uses_the_registry(&cli.command) {
+        commands::plugins::load(&context);
+    }
+    let command = match cli.command {
+        Command::Alerts(command) => command,
+        Command::Notifiers(command) => {
+            return match command {
+                NotifiersCommand::List { json } => commands::notifiers::list(&context, json),
+                NotifiersCommand::Check => commands::notifiers::check(&context),
+                NotifiersCommand::Test { name } => commands::notifiers::test(&context, &name),
+                NotifiersCommand::Docs => commands::notifiers::docs(),
+            }
+        }
+        Command::Plugins(PluginsCommand::List { json }) => {
+            return commands::plugins::list(&context, json)
+        }
+    };
+    match command {
+        AlertsCommand::Add(args) => commands::add::run(&context, args),
+        AlertsCommand::List { json } => commands::list::run(&context, json),
+        AlertsCommand::Remove { id_prefix } => commands::remove::run(&context, &id_prefix),
+        AlertsCommand::Monitor(args) => commands::monitor::run(&context, args),
+        AlertsCommand::TrimLog(args) => commands::trim_log::run(&context, args),
+        AlertsCommand::Status => commands::control::status(&context),
+        AlertsCommand::Stop { timeout } => commands::control::stop(&context, timeout),
+    }
+}
+
+/// Whether a command reads the notifier registry, and so needs the
+/// run-time plugins loaded first. The others never run plugin code.
+/// (`notifiers docs` documents the built-in kinds only.)
+fn uses_the_registry(command: &Command) -> bool {
+    match command {
+        Command::Alerts(AlertsCommand::Add(args)) => !args.notify.is_empty(),
+        Command::Alerts(AlertsCommand::Monitor(_)) => true,
+        Command::Alerts(_) => false,
+        Command::Notifiers(NotifiersCommand::Docs) => false,
+        Command::Notifiers(_) | Command::Plugins(_) => true,
+    }
+}
+
+/// Logs go to stderr, filtered by `KALSHI_LOG` (default `info`), so that
+/// stdout carries only what a command prints for its user.
+fn init_logging() {
+    let filter = EnvFilter::try_from_env("KALSHI_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .log_internal_errors(false)
+        .init();
+}
