@@ -378,3 +378,32 @@ fn env_values_are_typed_and_never_shown_in_problems() {
         .code(1)
         .stderr(predicate::str::contains("configures no notifier"));
 }
+
+#[cfg(unix)]
+#[test]
+fn files_created_in_the_data_dir_are_private_and_an_open_notifiers_file_is_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let sandbox = Sandbox::new();
+    sandbox.add(&["price", "T", "--above", "0.5"]);
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&sandbox.data_dir()), 0o700);
+    assert_eq!(mode(&sandbox.alerts_path()), 0o600);
+
+    let path = write_notifiers(&sandbox, "[[notifier]]\nname = \"a\"\nkind = \"log\"\n");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    sandbox
+        .kalshi()
+        .args(["notifiers", "check"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("readable by other users"));
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    sandbox
+        .kalshi()
+        .args(["notifiers", "check"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("readable by other users").not());
+}

@@ -17,6 +17,7 @@ pub mod notifier;
 pub mod notifiers_file;
 pub mod plugin_host;
 pub mod price;
+pub mod private;
 pub mod secret;
 pub mod source;
 pub mod store;

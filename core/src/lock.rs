@@ -5,7 +5,7 @@
 //! daemon start or `trim-log` can tell that one runs and which. The lock
 //! dies with the process, so a crash leaves no stale lock behind.
 
-use std::fs::{self, File, OpenOptions, TryLockError};
+use std::fs::{self, File, TryLockError};
 use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
@@ -56,8 +56,8 @@ impl MonitorLock {
             path: path.clone(),
             source,
         };
-        fs::create_dir_all(data_dir).map_err(io_err)?;
-        let mut file = OpenOptions::new()
+        crate::private::create_dir(data_dir).map_err(io_err)?;
+        let mut file = crate::private::new_file_options()
             .create(true)
             .truncate(false)
             .read(true)

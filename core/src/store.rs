@@ -5,7 +5,7 @@
 //! content goes to a temporary file that is synced and renamed over the old
 //! one, so a crash leaves either the old file or the new one, never half.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -172,9 +172,9 @@ impl AlertStore {
     /// writer, which holds it only for a read and a write.
     fn lock(&self) -> Result<File, StoreError> {
         let dir = self.dir();
-        fs::create_dir_all(dir).map_err(|e| self.io_error(e))?;
+        crate::private::create_dir(dir).map_err(|e| self.io_error(e))?;
         let lock_path = dir.join(".alerts.lock");
-        let lock = OpenOptions::new()
+        let lock = crate::private::new_file_options()
             .create(true)
             .truncate(false)
             .write(true)
@@ -282,7 +282,11 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     ));
 
     let result = (|| {
-        let mut file = File::create(&temp)?;
+        let mut file = crate::private::new_file_options()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&temp)?;
         file.write_all(bytes)?;
         file.sync_all()?;
         fs::rename(&temp, path)?;

@@ -23,7 +23,16 @@ pub fn load_file(context: &Context) -> CliResult<Option<NotifiersFile>> {
             "notifiers file {} does not exist",
             path.display()
         ))),
-        Ok(found) => Ok(found),
+        Ok(found) => {
+            if found.is_some() && kalshi_alerts_core::private::readable_by_others(path) {
+                tracing::warn!(
+                    file = %path.display(),
+                    "the notifiers file is readable by other users and may hold secrets; \
+                     make it private with chmod 600"
+                );
+            }
+            Ok(found)
+        }
         Err(problems) => {
             let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
             Err(CliError::invalid(lines.join("\nerror: ")))

@@ -6,7 +6,6 @@
 //! launcher reports success only once the copy is alive and holds the
 //! monitor lock, so a copy that dies at start is reported, not hidden.
 
-use std::fs::{self, OpenOptions};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -52,9 +51,9 @@ fn refuse_if_running(data_dir: &Path) -> Result<(), LaunchError> {
 
 fn spawn(job: &MonitorJob, log_path: &Path) -> Result<Child, LaunchError> {
     let fail = |what: &str, e: std::io::Error| LaunchError::new(format!("{what}: {e}"));
-    fs::create_dir_all(&job.data_dir)
+    kalshi_alerts_core::private::create_dir(&job.data_dir)
         .map_err(|e| fail(&format!("cannot create {}", job.data_dir.display()), e))?;
-    let log = OpenOptions::new()
+    let log = kalshi_alerts_core::private::new_file_options()
         .create(true)
         .append(true)
         .open(log_path)
