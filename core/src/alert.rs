@@ -86,6 +86,32 @@ impl FiredAlert {
         }
     }
 
+    /// An alert on a made-up market (`KXSAMPLE-TEST`, a price condition at
+    /// 0.6 met at 0.62), for `kalshi notifiers test` and plugin tests: it
+    /// exercises every field and is plainly not a real market.
+    pub fn sample(label: &str) -> FiredAlert {
+        let condition = Condition {
+            id: "00000000-0000-4000-8000-000000000000".into(),
+            condition_type: ConditionType::PriceAbove,
+            ticker: "KXSAMPLE-TEST".into(),
+            threshold: Decimal::new(6, 1),
+            label: label.into(),
+            created_at: String::new(),
+            expires_at: None,
+            notify: None,
+            extra: Default::default(),
+        };
+        let market = Market {
+            ticker: "KXSAMPLE-TEST".into(),
+            title: "Sample market: this is a test of your notifier".into(),
+            status: "active".into(),
+            yes_bid: Some(Decimal::new(61, 2)),
+            yes_ask: Some(Decimal::new(63, 2)),
+            volume: Some(Decimal::from(1234)),
+        };
+        FiredAlert::new(&condition, &market, Decimal::new(62, 2), Utc::now())
+    }
+
     /// One line for logs and terminals: `T price > 0.6 (now 0.655)`.
     pub fn summary(&self) -> String {
         let value = match self.condition_type {

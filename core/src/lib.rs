@@ -15,6 +15,7 @@ pub mod market;
 pub mod monitor;
 pub mod notifier;
 pub mod notifiers_file;
+pub mod percent;
 pub mod plugin_host;
 pub mod price;
 pub mod private;

@@ -18,7 +18,7 @@ pub fn mask(text: &str, secrets: &[String]) -> String {
         .filter(|s| !s.is_empty())
         // A value read from an env file may end in `\r` that is trimmed
         // before use; the trimmed form is what a server would echo.
-        .flat_map(|s| [s.clone(), s.trim().to_string(), percent_encoded(s)])
+        .flat_map(|s| [s.clone(), s.trim().to_string(), crate::percent::encode(s)])
         .filter(|s| !s.is_empty())
         .collect();
     forms.sort_by_key(|s| std::cmp::Reverse(s.len()));
@@ -30,20 +30,6 @@ pub fn mask(text: &str, secrets: &[String]) -> String {
         }
     }
     masked
-}
-
-/// Every byte outside the unreserved set of RFC 3986 as `%XX`.
-fn percent_encoded(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(byte as char)
-            }
-            other => out.push_str(&format!("%{other:02X}")),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

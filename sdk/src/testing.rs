@@ -8,7 +8,7 @@
 
 use kalshi_alerts_core::notifier::NotifierKind;
 use kalshi_alerts_core::notifier::SettingsError;
-use kalshi_alerts_core::{Condition, FiredAlert, Market, Notifier, NotifyError};
+use kalshi_alerts_core::{FiredAlert, Notifier, NotifyError};
 
 use crate::ExportedNotifier;
 
@@ -64,29 +64,7 @@ impl Harness {
 /// An alert on a made-up market, like the one `kalshi notifiers test`
 /// sends: a price condition at 0.6 met at 0.62.
 pub fn sample_alert() -> FiredAlert {
-    let condition: Condition = serde_json::from_value(serde_json::json!({
-        "id": "00000000-0000-4000-8000-000000000000",
-        "condition_type": "price_above",
-        "ticker": "KXSAMPLE-TEST",
-        "threshold": 0.6,
-        "label": "sample alert",
-        "created_at": ""
-    }))
-    .expect("the sample condition is valid");
-    let market = Market {
-        ticker: "KXSAMPLE-TEST".into(),
-        title: "Sample market, for tests".into(),
-        status: "active".into(),
-        yes_bid: Some("0.61".parse().expect("a decimal")),
-        yes_ask: Some("0.63".parse().expect("a decimal")),
-        volume: Some(1234.into()),
-    };
-    FiredAlert::new(
-        &condition,
-        &market,
-        "0.62".parse().expect("a decimal"),
-        chrono::Utc::now(),
-    )
+    FiredAlert::sample("sample alert")
 }
 
 #[cfg(test)]

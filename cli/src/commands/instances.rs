@@ -7,7 +7,7 @@ use kalshi_alerts_core::notifier::{find_notifier, notifier_kinds};
 use kalshi_alerts_core::notifiers_file::NotifiersFile;
 use kalshi_alerts_core::secret::mask;
 use kalshi_alerts_core::{
-    Condition, FailureKind, FiredAlert, Market, NamedNotifier, NotifyError, Settings,
+    Condition, FailureKind, FiredAlert, NamedNotifier, NotifyError, Settings,
 };
 
 use super::Context;
@@ -192,27 +192,5 @@ pub fn describe_failure(error: &NotifyError) -> String {
 
 /// The alert `notifiers test` sends: plainly a test, on a made-up market.
 pub fn sample_alert() -> FiredAlert {
-    let condition: Condition = serde_json::from_value(serde_json::json!({
-        "id": "00000000-0000-4000-8000-000000000000",
-        "condition_type": "price_above",
-        "ticker": "KXSAMPLE-TEST",
-        "threshold": 0.6,
-        "label": "sample alert from `kalshi notifiers test`",
-        "created_at": ""
-    }))
-    .expect("the sample condition is valid");
-    let market = Market {
-        ticker: "KXSAMPLE-TEST".into(),
-        title: "Sample market: this is a test of your notifier".into(),
-        status: "active".into(),
-        yes_bid: Some("0.61".parse().expect("a decimal")),
-        yes_ask: Some("0.63".parse().expect("a decimal")),
-        volume: Some(1234.into()),
-    };
-    FiredAlert::new(
-        &condition,
-        &market,
-        "0.62".parse().expect("a decimal"),
-        chrono::Utc::now(),
-    )
+    FiredAlert::sample("sample alert from `kalshi notifiers test`")
 }

@@ -231,7 +231,7 @@ impl KalshiClient {
         );
         if let Some(cursor) = cursor {
             url.push_str("&cursor=");
-            url.push_str(&encode_query_value(cursor));
+            url.push_str(&crate::percent::encode(cursor));
         }
 
         let mut failures = 0;
@@ -424,21 +424,6 @@ fn snippet(body: &str) -> String {
     }
 }
 
-/// Percent-encodes a cursor for a query string. Cursors are base64-like,
-/// but `+`, `/` and `=` must not reach the server as themselves.
-fn encode_query_value(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(byte as char)
-            }
-            other => out.push_str(&format!("%{other:02X}")),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -499,12 +484,6 @@ mod tests {
         }
         let err = check_base_url("http://u:S3CRET@h/v2").unwrap_err();
         assert!(!err.contains("S3CRET"), "{err}");
-    }
-
-    #[test]
-    fn cursors_are_encoded() {
-        assert_eq!(encode_query_value("Cg+w/Q=="), "Cg%2Bw%2FQ%3D%3D");
-        assert_eq!(encode_query_value("f1o100"), "f1o100");
     }
 }
 

@@ -357,36 +357,15 @@ fn url_parts(url: &Url) -> Vec<String> {
     );
     parts.extend(url.query_pairs().map(|(_, v)| v.into_owned()));
     // A server may echo the path decoded (`%2D` as `-`, `%7B` as `{`).
-    let decoded: Vec<String> = parts.iter().map(|p| percent_decoded(p)).collect();
+    let decoded: Vec<String> = parts
+        .iter()
+        .map(|p| kalshi_alerts_core::percent::decode(p))
+        .collect();
     parts.extend(decoded);
     parts.retain(|p| p.len() >= MASKED_PART_MIN);
     parts.sort();
     parts.dedup();
     parts
-}
-
-/// `text` with `%XX` escapes decoded, as a server may echo a path.
-fn percent_decoded(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(byte)) => {
-                out.push(byte);
-                i += 3;
-            }
-            (byte, _) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The `headers` table as request headers, each name and value checked.
