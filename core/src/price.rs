@@ -141,11 +141,16 @@ pub fn decimal_to_json_number(value: Decimal) -> serde_json::Value {
             return serde_json::Value::from(whole);
         }
     }
-    value
-        .to_f64()
-        .and_then(serde_json::Number::from_f64)
-        .map(serde_json::Value::Number)
-        .unwrap_or(serde_json::Value::Null)
+    // A float only when it reads back as the same decimal; otherwise (more
+    // digits than a float holds, beyond a decimal's range once rounded) the
+    // exact text, which the loader also accepts.
+    let number = value.to_f64().and_then(serde_json::Number::from_f64);
+    match number {
+        Some(n) if decimal_from_json_number(&n).is_some_and(|back| back == value) => {
+            serde_json::Value::Number(n)
+        }
+        _ => serde_json::Value::String(value.normalize().to_string()),
+    }
 }
 
 #[cfg(test)]
@@ -218,6 +223,20 @@ mod tests {
         assert_eq!(decimal_from_json_number(&tiny), Some(Decimal::ZERO));
         let long: serde_json::Number = serde_json::from_str("9.999999999999999e-29").unwrap();
         assert!(decimal_from_json_number(&long).is_some());
+    }
+
+    #[test]
+    fn decimals_a_float_cannot_hold_are_written_as_exact_text() {
+        assert_eq!(
+            decimal_to_json_number(Decimal::MAX),
+            serde_json::Value::String(Decimal::MAX.to_string())
+        );
+        let fine = d("0.00000000000100000000002");
+        assert_eq!(
+            decimal_to_json_number(fine),
+            serde_json::Value::String("0.00000000000100000000002".into())
+        );
+        assert_eq!(decimal_to_json_number(d("0.455")).to_string(), "0.455");
     }
 
     #[test]

@@ -104,26 +104,40 @@ impl RetryPolicy {
 /// refused: the public market API needs none, and a URL is logged.
 pub fn check_base_url(text: &str) -> Result<String, String> {
     let trimmed = text.trim();
+    // Messages quote the URL without any login, even one too broken to parse.
+    let shown = without_login(trimmed);
     if trimmed.is_empty() {
         return Err("is set but empty; unset it to use the --env host".into());
     }
-    let url =
-        reqwest::Url::parse(trimmed).map_err(|e| format!("{trimmed:?} is not a URL ({e})"))?;
+    let url = reqwest::Url::parse(trimmed).map_err(|e| format!("{shown:?} is not a URL ({e})"))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("{trimmed:?} is not an http(s) URL"));
+        return Err(format!("{shown:?} is not an http(s) URL"));
     }
     if url.host_str().is_none_or(str::is_empty) {
-        return Err(format!("{trimmed:?} has no host"));
+        return Err(format!("{shown:?} has no host"));
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err("must not carry credentials; the market API needs none".into());
     }
     if url.query().is_some() || url.fragment().is_some() {
         return Err(format!(
-            "{trimmed:?} must not have a query or fragment; give the API's base path"
+            "{shown:?} must not have a query or fragment; give the API's base path"
         ));
     }
     Ok(trimmed.trim_end_matches('/').to_string())
+}
+
+/// `text` with anything that looks like a login (`user:password@`) before
+/// the host replaced by `****`.
+fn without_login(text: &str) -> String {
+    let start = text.find("://").map_or(0, |i| i + 3);
+    let authority_end = text[start..]
+        .find(['/', '?', '#'])
+        .map_or(text.len(), |i| start + i);
+    match text[start..authority_end].rfind('@') {
+        Some(at) => format!("{}****{}", &text[..start], &text[start + at..]),
+        None => text.to_string(),
+    }
 }
 
 /// How the client talks to the API.
@@ -482,8 +496,17 @@ mod tests {
         ] {
             assert!(check_base_url(bad).is_err(), "{bad:?} was accepted");
         }
-        let err = check_base_url("http://u:S3CRET@h/v2").unwrap_err();
-        assert!(!err.contains("S3CRET"), "{err}");
+        for leaky in [
+            "http://u:S3CRET@h/v2",
+            "ftp://:S3CRET@h",
+            "http://:S3CRET@",
+            "http://u:S3CRET@h:99999/v2",
+            "http://u:S3CRET@exa mple/",
+            "u:S3CRET@h",
+        ] {
+            let err = check_base_url(leaky).unwrap_err();
+            assert!(!err.contains("S3CRET"), "{leaky}: {err}");
+        }
     }
 }
 
