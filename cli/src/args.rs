@@ -120,8 +120,9 @@ pub enum AlertsCommand {
 
     /// Stop the monitor running for this data dir (SIGTERM, then wait for it to exit).
     Stop {
-        /// Seconds to wait for it to finish its cycle and exit.
-        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+        /// Seconds to wait for it to finish its cycle and exit (it first waits up to 30 s for
+        /// deliveries being retried).
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
         timeout: u64,
     },
 }

@@ -577,8 +577,8 @@ fn an_instance_that_needs_a_refused_plugin_fails_naming_the_file_and_the_reason(
         ),
         (
             &open,
-            "the file is writable by group or others (mode 664); only its owner may be able to \
-             change a plugin (chmod go-w)",
+            "the file is writable by group or others (mode 664); only you (or root) may be able \
+             to change a plugin or a directory above it (chown, chmod go-w)",
         ),
     ] {
         write_notifiers(&sandbox, &instance("x", "csv", plugin));
@@ -631,7 +631,7 @@ fn a_plugin_directory_writable_by_others_is_refused_and_named_when_its_kind_is_n
     let shared = directory(sandbox.data_dir().join("plugins"), 0o777);
     let csv = install("csv-plugin", &shared, &library_name("csv-plugin"), 0o755);
     let reason = format!(
-        "its directory {} is writable by group or others (mode 777)",
+        "the directory {} is writable by group or others (mode 777)",
         shared.display()
     );
 

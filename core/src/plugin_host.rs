@@ -286,8 +286,13 @@ fn load_new(path: &Path, canonical: &Path) -> Result<LoadedPlugin, String> {
             abi::ABI_VERSION
         ));
     }
+    // SAFETY: the version says the table is a `PluginTableV1`.
+    if let Some(field) = unsafe { missing_function(table) } {
+        return Err(format!("its plugin table has no {field} function"));
+    }
     // SAFETY: the version says the pointer is to a `PluginTableV1`, which
-    // lives as long as the library, that is, forever; its strings too.
+    // lives as long as the library, that is, forever; its strings too; and
+    // its function pointers were just seen not to be null.
     let kind = unsafe { kind_from_table(&*table, &path.display().to_string()) }?;
     let name = kind.name();
     register_loaded(kind).map_err(|other| {
@@ -319,9 +324,17 @@ pub unsafe fn kind_from_table(
 ) -> Result<&'static dyn NotifierKind, String> {
     // SAFETY: the caller promises the table's views follow the ABI.
     let name = unsafe { static_text(table.name, "name") }?;
-    if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    // Names are typed on command lines (`--notifier a,b`) and in files, so
+    // they are plain words: nothing invisible, nothing that looks like
+    // another name.
+    let plain = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if name.is_empty() || name.len() > 64 || !plain {
         return Err(format!(
-            "its notifier name {name:?} is not valid: it must be non-empty, without spaces"
+            "its notifier name {:?} is not valid: it must be 1 to 64 of letters, digits, \
+             '.', '_' and '-'",
+            crate::display::printable(name)
         ));
     }
     // SAFETY: as above.
@@ -339,44 +352,62 @@ pub unsafe fn kind_from_table(
     })))
 }
 
-/// Refuses a file, or a directory it is in, that a user other than its
-/// owner could change: such a user could make this program run their code.
+/// Refuses a file that a user other than this one (or root) could change:
+/// such a user could make this program run their code. That covers the
+/// file, the directory it is in, and every directory above them: a writable
+/// parent lets its writer swap the whole subtree. A root-owned directory
+/// with the sticky bit (`/tmp`) is fine: nobody can replace what they do
+/// not own in it.
 fn check_not_writable_by_others(path: &Path, canonical: &Path) -> Result<(), String> {
-    let mut checked: Vec<(PathBuf, &str)> = vec![(canonical.to_path_buf(), "the file")];
+    let mut checked: Vec<PathBuf> = vec![canonical.to_path_buf()];
     for file in [path, canonical] {
-        if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
-            if !checked.iter().any(|(p, _)| p == dir) {
-                checked.push((dir.to_path_buf(), "its directory"));
+        for dir in file
+            .ancestors()
+            .skip(1)
+            .filter(|d| !d.as_os_str().is_empty())
+        {
+            if !checked.iter().any(|p| p == dir) {
+                checked.push(dir.to_path_buf());
             }
         }
     }
-    for (checked_path, what) in checked {
-        if let Some(mode) = writable_by_others(&checked_path) {
-            let subject = if what == "the file" {
+    for (index, checked_path) in checked.iter().enumerate() {
+        if let Some(problem) = untrusted(checked_path) {
+            let subject = if index == 0 {
                 "the file".to_string()
             } else {
-                format!("its directory {}", checked_path.display())
+                format!("the directory {}", checked_path.display())
             };
             return Err(format!(
-                "{subject} is writable by group or others (mode {mode:o}); \
-                 only its owner may be able to change a plugin (chmod go-w)"
+                "{subject} {problem}; only you (or root) may be able to change a plugin \
+                 or a directory above it (chown, chmod go-w)"
             ));
         }
     }
     Ok(())
 }
 
-/// The permission bits of `path` when group or others may write to it.
+/// Why `path` cannot be trusted, when it cannot.
 #[cfg(unix)]
-fn writable_by_others(path: &Path) -> Option<u32> {
-    use std::os::unix::fs::PermissionsExt;
+fn untrusted(path: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
 
-    let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o7777;
-    (mode & 0o022 != 0).then_some(mode)
+    let meta = std::fs::metadata(path).ok()?;
+    let mode = meta.mode() & 0o7777;
+    // SAFETY: geteuid(2) cannot fail and touches no memory.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() != me && meta.uid() != 0 {
+        return Some(format!("belongs to another user (uid {})", meta.uid()));
+    }
+    let sticky_root_dir = meta.is_dir() && mode & 0o1000 != 0 && meta.uid() == 0;
+    if mode & 0o022 != 0 && !sticky_root_dir {
+        return Some(format!("is writable by group or others (mode {mode:o})"));
+    }
+    None
 }
 
 #[cfg(not(unix))]
-fn writable_by_others(_path: &Path) -> Option<u32> {
+fn untrusted(_path: &Path) -> Option<String> {
     None
 }
 
@@ -559,6 +590,33 @@ impl NotifierKind for LoadedKind {
     }
 }
 
+/// The first function of the table that is a null pointer, if any. A null
+/// one would crash the host at its first use. The fields are read as plain
+/// words, so no invalid function value is ever made.
+///
+/// # Safety
+///
+/// `table` points to a readable `PluginTableV1`-sized, aligned block.
+unsafe fn missing_function(table: *const PluginTableV1) -> Option<&'static str> {
+    [
+        ("create", std::mem::offset_of!(PluginTableV1, create)),
+        ("notify", std::mem::offset_of!(PluginTableV1, notify)),
+        ("destroy", std::mem::offset_of!(PluginTableV1, destroy)),
+        (
+            "free_buffer",
+            std::mem::offset_of!(PluginTableV1, free_buffer),
+        ),
+    ]
+    .into_iter()
+    // SAFETY: each offset is inside the table and holds a pointer-sized,
+    // aligned word.
+    .find(|(_, offset)| unsafe { table.cast::<u8>().add(*offset).cast::<usize>().read() } == 0)
+    .map(|(field, _)| field)
+}
+
+/// The most characters of a plugin's error message that are kept.
+const REPORT_LIMIT: usize = 1000;
+
 /// Reads and frees an error buffer the plugin filled, if it did.
 fn take_report(table: &PluginTableV1, buffer: OwnedBuffer) -> Option<ErrorReport> {
     if buffer.is_empty() {
@@ -566,9 +624,14 @@ fn take_report(table: &PluginTableV1, buffer: OwnedBuffer) -> Option<ErrorReport
     }
     // SAFETY: the plugin filled the buffer with `len` readable bytes and
     // it has not been freed yet.
-    let report = ErrorReport::parse(unsafe { buffer.as_bytes() });
+    let mut report = ErrorReport::parse(unsafe { buffer.as_bytes() });
     // SAFETY: the buffer goes back to the library that made it, once.
     unsafe { (table.free_buffer)(buffer) };
+    // A message is for a log line; a plugin may send megabytes.
+    if let Some((cut, _)) = report.message.char_indices().nth(REPORT_LIMIT) {
+        report.message.truncate(cut);
+        report.message.push_str("...");
+    }
     Some(report)
 }
 
@@ -625,11 +688,35 @@ impl PluginInstance {
 
 impl Drop for PluginInstance {
     fn drop(&mut self) {
-        // SAFETY: the instance came from this table's `create`; this is
-        // the last holder, so no `notify` call on it is running.
-        unsafe { (self.table.destroy)(self.pointer) };
+        // On a thread of its own: a plugin whose `destroy` blocks must not
+        // keep the monitor from stopping (or from releasing its lock).
+        let table = self.table;
+        let pointer = SendPointer(self.pointer);
+        let destroy = move || {
+            let pointer = pointer;
+            // SAFETY: the instance came from this table's `create`; this
+            // was its last holder, so no `notify` call on it is running,
+            // and nothing uses the pointer after this call.
+            unsafe { (table.destroy)(pointer.0) };
+        };
+        if std::thread::Builder::new()
+            .name("plugin-destroy".into())
+            .spawn(destroy)
+            .is_err()
+        {
+            tracing::warn!(
+                kind = self.kind,
+                "cannot start a thread to destroy a plugin instance; it is leaked"
+            );
+        }
     }
 }
+
+/// An instance pointer on its way to the thread that destroys it.
+struct SendPointer(*mut c_void);
+
+// SAFETY: the ABI lets `destroy` run on any thread.
+unsafe impl Send for SendPointer {}
 
 /// The host side of a plugin's instance: a [`Notifier`] whose every call
 /// runs on a thread of its own.
@@ -760,7 +847,7 @@ mod tests {
         let outcomes = load_dir(&shared);
         let refusal = outcomes[0].clone().unwrap_err();
         assert!(
-            refusal.reason.contains("its directory")
+            refusal.reason.contains("the directory")
                 && refusal
                     .reason
                     .contains("writable by group or others (mode 777)"),
@@ -790,6 +877,40 @@ mod tests {
         assert_eq!(
             PluginSources::resolve(&data, &file, Some(joined)).directories,
             [PathBuf::from("/a"), PathBuf::from("/b")]
+        );
+    }
+
+    #[test]
+    fn a_table_with_a_null_function_is_noticed() {
+        // A zeroed block the size of a table: every function is null.
+        let words = vec![0usize; std::mem::size_of::<PluginTableV1>().div_ceil(8)];
+        let table = words.as_ptr().cast::<PluginTableV1>();
+        // SAFETY: the block is readable, aligned and large enough.
+        assert_eq!(unsafe { missing_function(table) }, Some("create"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_plugin_owned_by_another_user_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+
+        let dir = tempfile::tempdir().unwrap();
+        let plugins = dir.path().join("plugins");
+        std::fs::create_dir(&plugins).unwrap();
+        std::fs::set_permissions(&plugins, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = plugins.join("theirs.so");
+        std::fs::write(&path, "not a library").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        // Only root can give a file away; elsewhere there is nothing to test.
+        if std::os::unix::fs::chown(&path, Some(65534), None).is_err() {
+            return;
+        }
+        let refusal = load_file(&path).unwrap_err();
+        assert!(
+            refusal
+                .reason
+                .contains("belongs to another user (uid 65534)"),
+            "{refusal}"
         );
     }
 }

@@ -35,9 +35,14 @@ impl TableSlot {
     /// The table of `D`, built on the first call and kept (leaked) for the
     /// life of the library; null if building it panicked.
     pub fn get<D: ExportedNotifier>(&'static self) -> *const PluginTableV1 {
-        let table = self
-            .0
-            .get_or_init(|| catch_unwind(|| &*Box::leak(Box::new(build_table::<D>()))).ok());
+        let table = self.0.get_or_init(|| {
+            // Inside a loaded library this hook is the library's own (it
+            // links its own std). Its panics are caught and reported to the
+            // host, which masks secrets; the default hook would print the
+            // message raw to stderr first, secrets and all.
+            std::panic::set_hook(Box::new(|_| {}));
+            catch_unwind(|| &*Box::leak(Box::new(build_table::<D>()))).ok()
+        });
         match table {
             Some(table) => *table,
             None => std::ptr::null(),
@@ -174,7 +179,12 @@ fn make_instance<D: ExportedNotifier>(settings: &[u8]) -> Result<Instance, Failu
             report.key = Some(e.key);
             (code, report)
         })?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    // Multi-threaded, so that each host thread's `block_on` runs its own
+    // call while a worker drives timers and sockets: one call that blocks
+    // (a plugin doing blocking I/O) then stalls only itself.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("kalshi-plugin")
         .enable_all()
         .build()
         .map_err(|e| {

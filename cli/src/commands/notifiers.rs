@@ -30,12 +30,16 @@ pub fn list(context: &Context, as_json: bool) -> CliResult<ExitCode> {
     for plugin in notifier_kinds() {
         let origin = plugin.origin();
         if origin == "built in" {
-            say!("  {:<10} {}", plugin.name(), plugin.description());
+            say!(
+                "  {:<10} {}",
+                plugin.name(),
+                kalshi_alerts_core::display::printable(plugin.description())
+            );
         } else {
             say!(
                 "  {:<10} {} [plugin {origin}]",
                 plugin.name(),
-                plugin.description()
+                kalshi_alerts_core::display::printable(plugin.description())
             );
         }
         for spec in plugin.settings() {
@@ -183,7 +187,9 @@ pub fn reference_markdown() -> String {
         out.push_str(&format!(
             "### `{}`\n\n{}.\n\n",
             plugin.name(),
-            capitalise(plugin.description())
+            capitalise(&kalshi_alerts_core::display::printable(
+                plugin.description()
+            ))
         ));
         if plugin.settings().is_empty() {
             out.push_str("No settings.\n\n");

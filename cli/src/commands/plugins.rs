@@ -32,20 +32,22 @@ pub fn load(context: &Context) {
 pub fn list(_context: &Context, as_json: bool) -> CliResult<ExitCode> {
     let record = plugin_host::record();
     if as_json {
+        // Paths need not be UTF-8; JSON strings must be.
+        let shown = |path: &std::path::Path| path.to_string_lossy().into_owned();
         let listing = json!({
             "host_abi_version": ABI_VERSION,
-            "directories": record.directories,
+            "directories": record.directories.iter().map(|d| shown(d)).collect::<Vec<_>>(),
             "loaded": record.loaded.iter().map(|p| json!({
-                "path": p.path,
+                "path": shown(&p.path),
                 "abi_version": p.abi_version,
                 "notifiers": p.kinds,
             })).collect::<Vec<_>>(),
-            "refused": record.refused,
+            "refused": record.refused.iter().map(|r| json!({
+                "path": shown(&r.path),
+                "reason": r.reason,
+            })).collect::<Vec<_>>(),
         });
-        say!(
-            "{}",
-            serde_json::to_string_pretty(&listing).expect("listing serialises")
-        );
+        say!("{listing:#}");
         return Ok(ExitCode::SUCCESS);
     }
 
