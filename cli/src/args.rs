@@ -201,7 +201,8 @@ impl SourceKind {
 
 #[derive(Debug, Clone, Args)]
 pub struct MonitorArgs {
-    /// Seconds between the end of one check and the start of the next.
+    /// Seconds from the start of one check to the start of the next (a fixed schedule; a
+    /// check that overruns it is followed at once by one check, not a burst).
     #[arg(long, short = 'i', default_value_t = 60, value_name = "SEC")]
     pub interval: u64,
 

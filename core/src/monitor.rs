@@ -7,7 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::Utc;
 
@@ -36,7 +36,9 @@ pub struct CycleReport {
 /// How a run is paced and when it ends on its own.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
-    /// The pause between the end of one cycle and the start of the next.
+    /// From the start of one cycle to the start of the next: cycles keep a
+    /// fixed schedule however long each takes. A cycle that overruns it is
+    /// followed at once by one cycle, never by a burst of missed ones.
     pub interval: Duration,
     /// Stop after this many cycles (`--once` is 1).
     pub max_cycles: Option<u64>,
@@ -154,7 +156,7 @@ impl Monitor {
         };
 
         loop {
-            let started = Instant::now();
+            let started = tokio::time::Instant::now();
             let watched = self.watched();
             let scanned = tokio::select! {
                 biased;
@@ -188,13 +190,21 @@ impl Monitor {
                 report.stop = StopReason::CycleLimit;
                 return report;
             }
+            let next = started + options.interval;
+            if tokio::time::Instant::now() > next && !options.interval.is_zero() {
+                tracing::warn!(
+                    interval_s = options.interval.as_secs_f64(),
+                    took_ms = started.elapsed().as_millis() as u64,
+                    "cycle took longer than the interval; the next one starts now"
+                );
+            }
             tokio::select! {
                 biased;
                 _ = &mut shutdown => {
                     report.stop = StopReason::Signal;
                     return report;
                 }
-                _ = tokio::time::sleep(options.interval) => {}
+                _ = tokio::time::sleep_until(next) => {}
             }
         }
     }
@@ -399,5 +409,78 @@ mod tests {
             .run(&forever, tokio::time::sleep(Duration::from_millis(50)))
             .await;
         assert_eq!(report.stop, StopReason::Signal);
+    }
+
+    /// Takes `took` per scan and records when each scan started.
+    struct Slow {
+        took: Duration,
+        starts: Arc<Mutex<Vec<tokio::time::Instant>>>,
+    }
+
+    #[async_trait]
+    impl MarketSource for Slow {
+        async fn scan(&mut self, _: &HashSet<String>) -> Result<Scan, SourceError> {
+            self.starts
+                .lock()
+                .unwrap()
+                .push(tokio::time::Instant::now());
+            tokio::time::sleep(self.took).await;
+            Ok(Scan::default())
+        }
+
+        fn describe(&self) -> String {
+            "slow".into()
+        }
+    }
+
+    fn gaps(starts: &[tokio::time::Instant]) -> Vec<Duration> {
+        starts.windows(2).map(|w| w[1] - w[0]).collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cycles_keep_a_fixed_schedule_from_start_to_start() {
+        let starts = Arc::new(Mutex::new(Vec::new()));
+        let source = Slow {
+            took: Duration::from_millis(30),
+            starts: starts.clone(),
+        };
+        let mut monitor = Monitor::new(
+            Box::new(source),
+            vec![condition("c", "price_above", 0.1)],
+            vec![],
+        );
+        let options = RunOptions {
+            interval: Duration::from_millis(100),
+            max_cycles: Some(4),
+        };
+        monitor.run(&options, std::future::pending()).await;
+        assert_eq!(
+            gaps(&starts.lock().unwrap()),
+            [Duration::from_millis(100); 3]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_overrun_is_followed_by_one_cycle_not_a_burst() {
+        let starts = Arc::new(Mutex::new(Vec::new()));
+        let source = Slow {
+            took: Duration::from_millis(250),
+            starts: starts.clone(),
+        };
+        let mut monitor = Monitor::new(
+            Box::new(source),
+            vec![condition("c", "price_above", 0.1)],
+            vec![],
+        );
+        let options = RunOptions {
+            interval: Duration::from_millis(100),
+            max_cycles: Some(3),
+        };
+        monitor.run(&options, std::future::pending()).await;
+        // Each cycle starts when the previous one ends: no catching up.
+        assert_eq!(
+            gaps(&starts.lock().unwrap()),
+            [Duration::from_millis(250); 2]
+        );
     }
 }
