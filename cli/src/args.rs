@@ -109,6 +109,9 @@ pub enum AlertsCommand {
         id_prefix: String,
     },
 
+    /// Remove every condition whose expiry has passed.
+    Prune,
+
     /// Check the markets and fire alerts, in the foreground or as a daemon.
     Monitor(MonitorArgs),
 

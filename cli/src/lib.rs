@@ -73,6 +73,7 @@ fn run(cli: Cli) -> CliResult<ExitCode> {
         AlertsCommand::Add(args) => commands::add::run(&context, args),
         AlertsCommand::List { json } => commands::list::run(&context, json),
         AlertsCommand::Remove { id_prefix } => commands::remove::run(&context, &id_prefix),
+        AlertsCommand::Prune => commands::remove::prune(&context),
         AlertsCommand::Monitor(args) => commands::monitor::run(&context, args),
         AlertsCommand::TrimLog(args) => commands::trim_log::run(&context, args),
         AlertsCommand::Status => commands::control::status(&context),

@@ -389,3 +389,50 @@ fn control_characters_in_labels_are_not_printed_raw() {
     assert!(stdout.contains("real?ALERT FAKE ?]0;pwned?"), "{stdout}");
     assert!(!stdout.contains('\u{1b}'));
 }
+
+#[test]
+fn prune_removes_only_expired_conditions() {
+    let sandbox = Sandbox::new();
+    let mut old = record(
+        "aaaa0000-0000-4000-8000-000000000001",
+        "price_above",
+        "OLD",
+        0.5,
+    );
+    old["expires_at"] = json!("2020-01-01T00:00:00+00:00");
+    let mut later = record(
+        "bbbb0000-0000-4000-8000-000000000002",
+        "price_above",
+        "LATER",
+        0.5,
+    );
+    later["expires_at"] = json!("2999-01-01T00:00:00+00:00");
+    let forever = record(
+        "cccc0000-0000-4000-8000-000000000003",
+        "price_above",
+        "FOREVER",
+        0.5,
+    );
+    sandbox.write_alerts(json!([old, later, forever]));
+
+    sandbox
+        .kalshi()
+        .args(["alerts", "prune"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Removed 1 expired condition(s):"))
+        .stdout(predicate::str::contains("aaaa0000 price_above OLD"));
+    let tickers: Vec<_> = sandbox
+        .conditions()
+        .iter()
+        .map(|c| c["ticker"].clone())
+        .collect();
+    assert_eq!(tickers, [json!("LATER"), json!("FOREVER")]);
+
+    sandbox
+        .kalshi()
+        .args(["alerts", "prune"])
+        .assert()
+        .success()
+        .stdout("No expired conditions.\n");
+}

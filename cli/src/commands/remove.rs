@@ -1,4 +1,5 @@
-//! `kalshi alerts remove`: delete one condition by id prefix.
+//! `kalshi alerts remove` and `prune`: delete one condition by id prefix, or
+//! every expired one.
 
 use std::process::ExitCode;
 
@@ -29,6 +30,39 @@ pub fn run(context: &Context, id_prefix: &str) -> CliResult<ExitCode> {
         removed.display_label(),
         removed.id.chars().take(8).collect::<String>()
     );
+    super::hint_if_monitor_runs(context);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Removes the conditions whose expiry has passed; the others, and any
+/// whose expiry cannot be read, stay.
+pub fn prune(context: &Context) -> CliResult<ExitCode> {
+    let store = context.store();
+    if !store.path().exists() {
+        say!("No expired conditions.");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let now = chrono::Utc::now();
+    let removed = store.update(|file| {
+        let (expired, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut file.conditions)
+            .into_iter()
+            .partition(|c| c.is_expired(now));
+        file.conditions = kept;
+        Ok::<_, CliError>(expired)
+    })??;
+
+    if removed.is_empty() {
+        say!("No expired conditions.");
+        return Ok(ExitCode::SUCCESS);
+    }
+    say!("Removed {} expired condition(s):", removed.len());
+    for condition in &removed {
+        say!(
+            "  {} {}",
+            condition.id.chars().take(8).collect::<String>(),
+            kalshi_alerts_core::display::printable(&condition.display_label())
+        );
+    }
     super::hint_if_monitor_runs(context);
     Ok(ExitCode::SUCCESS)
 }
