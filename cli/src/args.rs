@@ -118,8 +118,13 @@ pub enum AlertsCommand {
     /// Shrink the daemon's log, keeping its most recent part (dry run unless --apply).
     TrimLog(TrimLogArgs),
 
-    /// Say whether a monitor (daemon or foreground) runs for this data dir (exit 3 if not).
-    Status,
+    /// Say whether a monitor (daemon or foreground) runs for this data dir, and how its
+    /// cycles go (exit 3 if none runs).
+    Status {
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 
     /// Stop the monitor running for this data dir (SIGTERM, then wait for it to exit).
     Stop {

@@ -76,7 +76,7 @@ fn run(cli: Cli) -> CliResult<ExitCode> {
         AlertsCommand::Prune => commands::remove::prune(&context),
         AlertsCommand::Monitor(args) => commands::monitor::run(&context, args),
         AlertsCommand::TrimLog(args) => commands::trim_log::run(&context, args),
-        AlertsCommand::Status => commands::control::status(&context),
+        AlertsCommand::Status { json } => commands::control::status(&context, json),
         AlertsCommand::Stop { timeout } => commands::control::stop(&context, timeout),
     }
 }

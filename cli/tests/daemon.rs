@@ -390,3 +390,52 @@ fn a_daemon_whose_data_dir_is_deleted_takes_its_lock_again() {
         status_code(&sandbox) == Some(3)
     });
 }
+
+#[test]
+fn status_reports_cycles_of_a_live_daemon_and_a_killed_one_as_such() {
+    let sandbox = sandbox_with_condition();
+    let server = TestServer::start(Scenario::new(fixtures::legacy_markets()));
+    let (pid, _guard) = start_daemon(&sandbox, &server);
+
+    let status_json = || {
+        let output = sandbox
+            .kalshi()
+            .args(["alerts", "status", "--json"])
+            .output()
+            .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap()
+    };
+    eventually("a cycle in the status", Duration::from_secs(20), || {
+        status_json()["status"]["cycles"].as_u64().unwrap_or(0) >= 1
+    });
+    let status = status_json();
+    assert_eq!(status["running"], true);
+    assert_eq!(status["pid"], pid);
+    assert_eq!(status["status"]["last_cycle"]["markets"], 232);
+    assert!(status["status"]["next_cycle_at"].is_string(), "{status}");
+    sandbox
+        .kalshi()
+        .args(["alerts", "status"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Last cycle: "))
+        .stdout(predicate::str::contains("232 market(s) read"));
+
+    signal(pid, libc::SIGKILL);
+    eventually(
+        "the killed daemon's lock to go",
+        Duration::from_secs(20),
+        || status_code(&sandbox) == Some(3),
+    );
+    let status = status_json();
+    assert_eq!(status["running"], false);
+    assert_eq!(status["stale_pid"], pid);
+    sandbox
+        .kalshi()
+        .args(["alerts", "status"])
+        .assert()
+        .code(3)
+        .stdout(predicate::str::contains(format!(
+            "The last monitor (PID: {pid}) ended without shutting down cleanly"
+        )));
+}

@@ -122,7 +122,12 @@ pub struct Dispatcher {
     instances: Vec<Arc<NamedNotifier>>,
     retry: DeliveryRetry,
     pending: JoinSet<()>,
+    failing: Failing,
 }
+
+/// Instances whose last delivery failed for good, with the reason; an
+/// instance leaves it when a delivery through it succeeds.
+type Failing = Arc<std::sync::Mutex<std::collections::BTreeMap<String, String>>>;
 
 impl Dispatcher {
     pub fn new(instances: Vec<NamedNotifier>, retry: DeliveryRetry) -> Dispatcher {
@@ -130,7 +135,16 @@ impl Dispatcher {
             instances: instances.into_iter().map(Arc::new).collect(),
             retry,
             pending: JoinSet::new(),
+            failing: Failing::default(),
         }
+    }
+
+    /// Instances whose last delivery failed for good, and why.
+    pub fn failing(&self) -> std::collections::BTreeMap<String, String> {
+        self.failing
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 
     pub fn set_retry(&mut self, retry: DeliveryRetry) {
@@ -170,7 +184,9 @@ impl Dispatcher {
                 let (tell, first) = oneshot::channel();
                 let instance = Arc::clone(instance);
                 let retry = self.retry.clone();
-                self.pending.spawn(deliver(instance, delivery, retry, tell));
+                let failing = Arc::clone(&self.failing);
+                self.pending
+                    .spawn(deliver(instance, delivery, retry, tell, failing));
                 firsts.push(first);
             }
         }
@@ -216,7 +232,17 @@ async fn deliver(
     alerts: Vec<FiredAlert>,
     retry: DeliveryRetry,
     tell: oneshot::Sender<FirstOutcome>,
+    failing: Failing,
 ) {
+    let mark = |reason: Option<String>| {
+        let mut failing = failing
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match reason {
+            Some(reason) => failing.insert(instance.name.clone(), reason),
+            None => failing.remove(&instance.name),
+        };
+    };
     let ids: Vec<&str> = alerts.iter().map(|a| a.id.as_str()).collect();
     let ids = ids.join(",");
     let mut tell = Some(tell);
@@ -225,6 +251,7 @@ async fn deliver(
         let error = match instance.attempt(&alerts).await {
             Ok(()) => {
                 report_first(&mut tell, FirstOutcome::Delivered);
+                mark(None);
                 tracing::info!(notifier = %instance.name, alerts = %ids, attempts = attempt, "alert delivered");
                 return;
             }
@@ -233,6 +260,7 @@ async fn deliver(
         let retryable = error.kind == FailureKind::Retryable;
         if !retryable || attempt >= retry.max_attempts {
             report_first(&mut tell, FirstOutcome::Failed);
+            mark(Some(error.message.clone()));
             let kind = if retryable { "gave up" } else { "permanent" };
             tracing::error!(
                 notifier = %instance.name, alerts = %ids, attempts = attempt, failure = kind,

@@ -63,6 +63,41 @@ pub struct RunReport {
     pub last_error: Option<String>,
 }
 
+/// The status file's name inside the data directory.
+pub const STATUS_FILE: &str = "alert_monitor.status.json";
+
+/// What a running monitor says about itself, rewritten after every cycle
+/// to the status file (`alert_monitor.status.json` in the data dir) for
+/// `kalshi alerts status` to read.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MonitorStatus {
+    pub pid: u32,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    pub source: String,
+    pub interval_secs: f64,
+    pub cycles: u64,
+    pub alerts_fired: u64,
+    pub last_cycle: Option<CycleStatus>,
+    pub next_cycle_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Instances whose last delivery failed for good, with the reason.
+    pub failing_notifiers: std::collections::BTreeMap<String, String>,
+}
+
+/// One cycle, as the status file records it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CycleStatus {
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    pub took_ms: u64,
+    pub pages: usize,
+    pub markets: usize,
+    pub fired: usize,
+    pub delivered: usize,
+    pub failed: usize,
+    pub retrying: usize,
+    /// Why the scan failed, when it did.
+    pub error: Option<String>,
+}
+
 /// The monitor: conditions, a market source and notifiers.
 pub struct Monitor {
     source: Box<dyn MarketSource>,
@@ -74,6 +109,8 @@ pub struct Monitor {
     fired: HashSet<String>,
     /// Conditions already warned about (unsupported or expired), by id.
     warned: HashSet<String>,
+    /// Where to write the status after each cycle, if anywhere.
+    status_file: Option<std::path::PathBuf>,
 }
 
 impl Monitor {
@@ -98,11 +135,17 @@ impl Monitor {
             previous: HashMap::new(),
             fired: HashSet::new(),
             warned: HashSet::new(),
+            status_file: None,
         }
     }
 
     pub fn conditions(&self) -> &[Condition] {
         &self.conditions
+    }
+
+    /// Rewrites `path` with a [`MonitorStatus`] after every cycle of a run.
+    pub fn write_status_to(&mut self, path: std::path::PathBuf) {
+        self.status_file = Some(path);
     }
 
     /// Replaces the rules for retrying failed deliveries.
@@ -147,6 +190,17 @@ impl Monitor {
         shutdown: impl Future<Output = ()>,
     ) -> RunReport {
         tokio::pin!(shutdown);
+        let mut status = MonitorStatus {
+            pid: std::process::id(),
+            started_at: chrono::Utc::now(),
+            source: self.source.describe(),
+            interval_secs: options.interval.as_secs_f64(),
+            cycles: 0,
+            alerts_fired: 0,
+            last_cycle: None,
+            next_cycle_at: None,
+            failing_notifiers: Default::default(),
+        };
         let mut report = RunReport {
             cycles: 0,
             failed_cycles: 0,
@@ -157,6 +211,7 @@ impl Monitor {
 
         loop {
             let started = tokio::time::Instant::now();
+            let started_at = chrono::Utc::now();
             let watched = self.watched();
             let scanned = tokio::select! {
                 biased;
@@ -168,22 +223,53 @@ impl Monitor {
             };
             report.cycles += 1;
 
+            let mut last = CycleStatus {
+                started_at,
+                took_ms: 0,
+                pages: 0,
+                markets: 0,
+                fired: 0,
+                delivered: 0,
+                failed: 0,
+                retrying: 0,
+                error: None,
+            };
+            let mut exhausted = false;
             match scanned {
                 Ok(scan) => {
                     let cycle = self.evaluate_and_dispatch(scan).await;
                     report.alerts_fired += cycle.fired.len() as u64;
                     report.last_error = None;
                     log_cycle(report.cycles, &cycle, started.elapsed());
-                    if cycle.exhausted {
-                        report.stop = StopReason::ReplayFinished;
-                        return report;
-                    }
+                    exhausted = cycle.exhausted;
+                    last.pages = cycle.pages;
+                    last.markets = cycle.markets_read;
+                    last.fired = cycle.fired.len();
+                    last.delivered = cycle.dispatch.delivered;
+                    last.failed = cycle.dispatch.failed;
+                    last.retrying = cycle.dispatch.retrying;
                 }
                 Err(e) => {
                     report.failed_cycles += 1;
                     tracing::error!(cycle = report.cycles, error = %e, "market scan failed; the next cycle will try again");
                     report.last_error = Some(e.to_string());
+                    last.error = Some(e.to_string());
                 }
+            }
+            last.took_ms = started.elapsed().as_millis() as u64;
+            let more = !exhausted && options.max_cycles.is_none_or(|max| report.cycles < max);
+            status.cycles = report.cycles;
+            status.alerts_fired = report.alerts_fired;
+            status.last_cycle = Some(last);
+            status.next_cycle_at = more.then(|| {
+                let wait = options.interval.saturating_sub(started.elapsed());
+                chrono::Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default()
+            });
+            status.failing_notifiers = self.dispatcher.failing();
+            self.save_status(&status);
+            if exhausted {
+                report.stop = StopReason::ReplayFinished;
+                return report;
             }
 
             if options.max_cycles.is_some_and(|max| report.cycles >= max) {
@@ -206,6 +292,17 @@ impl Monitor {
                 }
                 _ = tokio::time::sleep_until(next) => {}
             }
+        }
+    }
+
+    /// Rewrites the status file; a failure is logged, never fatal.
+    fn save_status(&self, status: &MonitorStatus) {
+        let Some(path) = &self.status_file else {
+            return;
+        };
+        let text = serde_json::to_vec_pretty(status).expect("a status serialises");
+        if let Err(e) = crate::store::write_atomically(path, &text) {
+            tracing::warn!(path = %path.display(), error = %e, "cannot write the status file");
         }
     }
 

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use kalshi_alerts_core::lock::MonitorLock;
+use kalshi_alerts_core::monitor::{MonitorStatus, STATUS_FILE};
 
 use super::Context;
 use crate::error::{CliError, CliResult};
@@ -13,21 +14,86 @@ use crate::output::say;
 /// LSB's "program is not running" status code.
 const NOT_RUNNING: u8 = 3;
 
-pub fn status(context: &Context) -> CliResult<ExitCode> {
-    match holder(context)? {
-        Some(pid) => {
-            say!("Alert monitor is running (PID: {pid})");
-            say!("Data dir: {}", context.data_dir.display());
-            say!("Daemon log: {}", context.log_path().display());
-            Ok(ExitCode::SUCCESS)
-        }
-        None => {
-            say!(
+pub fn status(context: &Context, as_json: bool) -> CliResult<ExitCode> {
+    let running = holder(context)?;
+    // The PID of a monitor that ended without clearing it (killed with -9,
+    // a crash): the lock died with it, so this is not "running".
+    let stale = match running {
+        Some(_) => None,
+        None => MonitorLock::recorded_pid(&context.data_dir),
+    };
+    let status: Option<MonitorStatus> = running.and_then(|pid| {
+        let text = std::fs::read(context.data_dir.join(STATUS_FILE)).ok()?;
+        serde_json::from_slice::<MonitorStatus>(&text)
+            .ok()
+            .filter(|s| s.pid == pid)
+    });
+
+    if as_json {
+        let report = serde_json::json!({
+            "running": running.is_some(),
+            "pid": running,
+            "stale_pid": stale,
+            "data_dir": context.data_dir.to_string_lossy(),
+            "log": context.log_path().to_string_lossy(),
+            "status": status,
+        });
+        say!("{report:#}");
+    } else {
+        match running {
+            Some(pid) => {
+                say!("Alert monitor is running (PID: {pid})");
+                if let Some(status) = &status {
+                    describe(status);
+                }
+            }
+            None => say!(
                 "Alert monitor is not running for {}",
                 context.data_dir.display()
-            );
-            Ok(ExitCode::from(NOT_RUNNING))
+            ),
         }
+        if let Some(pid) = stale {
+            say!("The last monitor (PID: {pid}) ended without shutting down cleanly (killed or crashed); its lock was released with it.");
+        }
+        say!("Data dir: {}", context.data_dir.display());
+        say!("Daemon log: {}", context.log_path().display());
+    }
+    Ok(match running {
+        Some(_) => ExitCode::SUCCESS,
+        None => ExitCode::from(NOT_RUNNING),
+    })
+}
+
+fn describe(status: &MonitorStatus) {
+    let when = |at: &chrono::DateTime<chrono::Utc>| at.format("%Y-%m-%d %H:%M:%S UTC").to_string();
+    say!(
+        "Started: {} ({}, every {}s)",
+        when(&status.started_at),
+        status.source,
+        status.interval_secs
+    );
+    say!(
+        "Cycles: {}, alerts fired: {}",
+        status.cycles,
+        status.alerts_fired
+    );
+    if let Some(last) = &status.last_cycle {
+        match &last.error {
+            Some(error) => say!("Last cycle: {} failed after {} ms: {error}", when(&last.started_at), last.took_ms),
+            None => say!(
+                "Last cycle: {}, {} ms, {} market(s) read, {} fired, {} delivered, {} failed, {} retrying",
+                when(&last.started_at), last.took_ms, last.markets, last.fired, last.delivered, last.failed, last.retrying
+            ),
+        }
+    }
+    if let Some(next) = &status.next_cycle_at {
+        say!("Next cycle: {}", when(next));
+    }
+    for (name, reason) in &status.failing_notifiers {
+        say!(
+            "Failing notifier: {name}: {}",
+            kalshi_alerts_core::display::printable(reason)
+        );
     }
 }
 

@@ -227,6 +227,7 @@ fn run_here(
     let names: Vec<_> = notifiers.iter().map(|n| n.name.clone()).collect();
     let describe = source.describe();
     let mut monitor = Monitor::new(source, conditions, notifiers);
+    monitor.write_status_to(data_dir.join(kalshi_alerts_core::monitor::STATUS_FILE));
 
     match max_cycles {
         Some(1) => say!("Monitoring {count} alert(s) (single check)"),
