@@ -439,3 +439,55 @@ fn status_reports_cycles_of_a_live_daemon_and_a_killed_one_as_such() {
             "The last monitor (PID: {pid}) ended without shutting down cleanly"
         )));
 }
+
+#[test]
+fn a_daemon_applies_edits_by_the_next_cycle_and_at_once_on_sighup() {
+    let sandbox = sandbox_with_condition();
+    let server = TestServer::start(Scenario::new(fixtures::legacy_markets()));
+    let out = sandbox.path("fired.jsonl");
+    let output = sandbox
+        .kalshi_at(&server.base_url())
+        .args(["alerts", "monitor", "--daemon", "--interval", "3600"])
+        .args(["--output-file", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    let pid = started_pid(&stdout_of(&output));
+    let _guard = DaemonGuard(pid);
+    eventually("the first alert", Duration::from_secs(20), || {
+        common::fired_ids(&out) == ["c"]
+    });
+
+    // An invalid edit is refused and the last good set stays.
+    std::fs::write(sandbox.alerts_path(), "{ not json").unwrap();
+    signal(pid, libc::SIGHUP);
+    eventually("the refusal in the log", Duration::from_secs(20), || {
+        log_text(&sandbox).contains("conditions not reloaded; the last good set stays in use")
+    });
+    assert!(
+        log_text(&sandbox).contains("is not valid JSON (line 1"),
+        "{}",
+        log_text(&sandbox)
+    );
+
+    // A good edit applies at once on SIGHUP, though the interval is an hour.
+    sandbox.write_alerts(json!([
+        record("c", "price_above", "EUCLIMATE-2030", 0.3),
+        record("added", "volume_above", "CHINAUSGDP-30", 1000.0),
+    ]));
+    signal(pid, libc::SIGHUP);
+    eventually(
+        "the added condition to fire",
+        Duration::from_secs(20),
+        || common::fired_ids(&out).contains(&"added".to_string()),
+    );
+    assert_eq!(
+        common::fired_ids(&out)
+            .iter()
+            .filter(|id| *id == "c")
+            .count(),
+        1
+    );
+    assert!(alive(pid));
+    sandbox.kalshi().args(["alerts", "stop"]).assert().success();
+}

@@ -7,6 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -111,6 +112,34 @@ pub struct Monitor {
     warned: HashSet<String>,
     /// Where to write the status after each cycle, if anywhere.
     status_file: Option<std::path::PathBuf>,
+    /// Asked before each cycle for a new set of conditions.
+    reload: Option<ConditionReload>,
+    /// Cuts the pause between cycles short (a reload request).
+    wake: Option<Arc<tokio::sync::Notify>>,
+}
+
+/// Returns `None` when the conditions are unchanged, the new set when they
+/// changed, or why the new set cannot be used (the old one stays).
+pub type ConditionReload = Box<dyn FnMut() -> Option<Result<Vec<Condition>, String>> + Send>;
+
+/// Completes when `wake` is notified; never when there is none.
+async fn woken(wake: Option<Arc<tokio::sync::Notify>>) {
+    match wake {
+        Some(wake) => wake.notified().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Kalshi's tickers are upper case; a file written by another tool may hold
+/// one as typed, which would otherwise never match.
+fn normalised(conditions: Vec<Condition>) -> Vec<Condition> {
+    conditions
+        .into_iter()
+        .map(|mut c| {
+            c.ticker = c.ticker.trim().to_ascii_uppercase();
+            c
+        })
+        .collect()
 }
 
 impl Monitor {
@@ -119,15 +148,7 @@ impl Monitor {
         conditions: Vec<Condition>,
         notifiers: Vec<NamedNotifier>,
     ) -> Monitor {
-        // Kalshi's tickers are upper case; a file written by another tool
-        // may hold one as typed, which would otherwise never match.
-        let conditions = conditions
-            .into_iter()
-            .map(|mut c| {
-                c.ticker = c.ticker.trim().to_ascii_uppercase();
-                c
-            })
-            .collect();
+        let conditions = normalised(conditions);
         Monitor {
             source,
             conditions,
@@ -136,6 +157,40 @@ impl Monitor {
             fired: HashSet::new(),
             warned: HashSet::new(),
             status_file: None,
+            reload: None,
+            wake: None,
+        }
+    }
+
+    /// Asks `reload` before every cycle whether the conditions changed, so
+    /// edits apply from the next cycle on. What fired in this run and the
+    /// previous quotes are kept for conditions that stay.
+    pub fn reload_conditions_with(&mut self, reload: ConditionReload) {
+        self.reload = Some(reload);
+    }
+
+    /// Lets `wake` cut the pause between cycles short: the next cycle (and
+    /// its reload) starts at once.
+    pub fn wake_on(&mut self, wake: Arc<tokio::sync::Notify>) {
+        self.wake = Some(wake);
+    }
+
+    fn apply_reload(&mut self) {
+        let Some(reload) = self.reload.as_mut() else {
+            return;
+        };
+        match reload() {
+            None => {}
+            Some(Ok(conditions)) => {
+                let conditions = normalised(conditions);
+                self.fired
+                    .retain(|id| conditions.iter().any(|c| &c.id == id));
+                tracing::info!(conditions = conditions.len(), "conditions reloaded");
+                self.conditions = conditions;
+            }
+            Some(Err(e)) => {
+                tracing::error!(error = %e, "conditions not reloaded; the last good set stays in use");
+            }
         }
     }
 
@@ -212,6 +267,7 @@ impl Monitor {
         loop {
             let started = tokio::time::Instant::now();
             let started_at = chrono::Utc::now();
+            self.apply_reload();
             let watched = self.watched();
             let scanned = tokio::select! {
                 biased;
@@ -291,6 +347,9 @@ impl Monitor {
                     return report;
                 }
                 _ = tokio::time::sleep_until(next) => {}
+                _ = woken(self.wake.clone()) => {
+                    tracing::info!("woken early: the next cycle starts now");
+                }
             }
         }
     }

@@ -61,7 +61,7 @@ pub fn hint_if_monitor_runs(context: &Context) {
     if let Ok(Some(holder)) = kalshi_alerts_core::lock::MonitorLock::holder(&context.data_dir) {
         crate::output::say!(
             "Note: a monitor is running for this data dir ({holder}); it applies this change \
-             when restarted (`kalshi alerts stop`, then start it again)."
+             by its next cycle (a daemon at once on SIGHUP: `kill -HUP PID`)."
         );
     }
 }

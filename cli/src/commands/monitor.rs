@@ -8,13 +8,16 @@
 use std::ffi::OsString;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use kalshi_alerts_core::launcher::{find_launcher, launcher_plugins};
 use kalshi_alerts_core::lock::MonitorLock;
 use kalshi_alerts_core::{
-    check_base_url, ClientConfig, Condition, FailureKind, KalshiClient, LaunchError, LaunchOutcome,
-    MarketSource, Monitor, MonitorJob, ReplaySource, RunOptions, RunReport, StopReason,
+    check_base_url, AlertStore, ClientConfig, Condition, FailureKind, KalshiClient, LaunchError,
+    LaunchOutcome, MarketSource, Monitor, MonitorJob, ReplaySource, RunOptions, RunReport,
+    StopReason,
 };
 
 use super::instances::{check_routes, describe_failure, load_file, run_checks, Setup};
@@ -228,6 +231,14 @@ fn run_here(
     let describe = source.describe();
     let mut monitor = Monitor::new(source, conditions, notifiers);
     monitor.write_status_to(data_dir.join(kalshi_alerts_core::monitor::STATUS_FILE));
+    let reload_now = Arc::new(AtomicBool::new(false));
+    let wake = Arc::new(tokio::sync::Notify::new());
+    monitor.reload_conditions_with(condition_reload(
+        data_dir,
+        names.clone(),
+        reload_now.clone(),
+    ));
+    monitor.wake_on(wake.clone());
 
     match max_cycles {
         Some(1) => say!("Monitoring {count} alert(s) (single check)"),
@@ -249,6 +260,12 @@ fn run_here(
     );
 
     let report = runtime.block_on(async {
+        // In a terminal, SIGHUP keeps its usual meaning: the terminal went
+        // away, so the monitor stops. A daemon has no terminal; for it a
+        // SIGHUP is a request to reload.
+        if std::env::var_os(DAEMON_CHILD).is_some() {
+            watch_hangup(reload_now, wake);
+        }
         // The lock lives here, not in the stop future, so that it is held
         // until the deliveries still being retried at the end are drained.
         let stop = async {
@@ -264,6 +281,78 @@ fn run_here(
     // network file system) must not keep the process alive forever.
     runtime.shutdown_timeout(Duration::from_secs(5));
     Ok(report)
+}
+
+/// Reads alerts.json again when it changed (or when a SIGHUP asked), so
+/// that edits apply from the next cycle on. A set that cannot be used (bad
+/// JSON, a route to a notifier that does not exist, an unreadable expiry)
+/// is refused with the reason, and the last good set stays in use.
+fn condition_reload(
+    data_dir: &Path,
+    instances: Vec<String>,
+    asked: Arc<AtomicBool>,
+) -> kalshi_alerts_core::monitor::ConditionReload {
+    let store = AlertStore::in_dir(data_dir);
+    let stamp = |path: &Path| {
+        std::fs::metadata(path)
+            .ok()
+            .map(|m| (m.modified().ok(), m.len()))
+    };
+    let mut seen = stamp(store.path());
+    Box::new(move || {
+        let now = stamp(store.path());
+        if now == seen && !asked.swap(false, Ordering::SeqCst) {
+            return None;
+        }
+        seen = now;
+        let conditions = match store.load() {
+            Ok(file) => file.conditions,
+            Err(e) => return Some(Err(e.to_string())),
+        };
+        if let Err(e) = check_expiries(&conditions) {
+            return Some(Err(e.message));
+        }
+        for condition in &conditions {
+            for name in condition.notify.iter().flatten() {
+                if !instances.contains(name) {
+                    return Some(Err(format!(
+                        "condition {} sends its alerts to notifier {name:?}, which is not \
+                         configured in this running monitor",
+                        condition.id
+                    )));
+                }
+            }
+        }
+        Some(Ok(conditions))
+    })
+}
+
+/// On SIGHUP: reload the conditions at once, whether or not the file
+/// looks changed. (A daemon ignores SIGHUP from the terminal that started
+/// it; it has none, so a SIGHUP can only be a request.)
+fn watch_hangup(asked: Arc<AtomicBool>, wake: Arc<tokio::sync::Notify>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::hangup()) {
+            Ok(mut hangups) => {
+                tokio::spawn(async move {
+                    while hangups.recv().await.is_some() {
+                        tracing::info!("SIGHUP: reloading the conditions now");
+                        asked.store(true, Ordering::SeqCst);
+                        wake.notify_one();
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch SIGHUP; edits still apply by the next cycle")
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (asked, wake);
+    }
 }
 
 /// Keeps the monitor lock true for as long as the monitor runs. If the lock
