@@ -889,14 +889,14 @@ mod tests {
 
         std::fs::write(
             &path,
-            "plugin_dir = \"../shared\"\n[[notifier]]\nname = \"a\"\nkind = \"x\"\nplugin = \"lib/x.so\"\n\
+            "plugin_dir = \"../more-plugins\"\n[[notifier]]\nname = \"a\"\nkind = \"x\"\nplugin = \"lib/x.so\"\n\
              [[notifier]]\nname = \"b\"\nkind = \"y\"\nplugin = \"/opt/y.so\"\n",
         )
         .unwrap();
         assert_eq!(
             plugin_references(&path),
             PluginReferences {
-                plugin_dir: Some(dir.path().join("../shared")),
+                plugin_dir: Some(dir.path().join("../more-plugins")),
                 plugins: vec![dir.path().join("lib/x.so"), PathBuf::from("/opt/y.so")],
             }
         );
