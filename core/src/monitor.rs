@@ -593,49 +593,38 @@ mod tests {
         starts.windows(2).map(|w| w[1] - w[0]).collect()
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn cycles_keep_a_fixed_schedule_from_start_to_start() {
+    /// The gaps between the scan starts of a run of `cycles` cycles, each
+    /// taking `took`, every `interval`.
+    async fn start_gaps(took: u64, interval: u64, cycles: u64) -> Vec<Duration> {
         let starts = Arc::new(Mutex::new(Vec::new()));
         let source = Slow {
-            took: Duration::from_millis(30),
+            took: Duration::from_millis(took),
             starts: starts.clone(),
         };
-        let mut monitor = Monitor::new(
-            Box::new(source),
-            vec![condition("c", "price_above", 0.1)],
-            vec![],
-        );
+        let conditions = vec![condition("c", "price_above", 0.1)];
+        let mut monitor = Monitor::new(Box::new(source), conditions, vec![]);
         let options = RunOptions {
-            interval: Duration::from_millis(100),
-            max_cycles: Some(4),
+            interval: Duration::from_millis(interval),
+            max_cycles: Some(cycles),
         };
         monitor.run(&options, std::future::pending()).await;
+        let starts = starts.lock().unwrap();
+        gaps(&starts)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cycles_keep_a_fixed_schedule_from_start_to_start() {
         assert_eq!(
-            gaps(&starts.lock().unwrap()),
+            start_gaps(30, 100, 4).await,
             [Duration::from_millis(100); 3]
         );
     }
 
     #[tokio::test(start_paused = true)]
     async fn an_overrun_is_followed_by_one_cycle_not_a_burst() {
-        let starts = Arc::new(Mutex::new(Vec::new()));
-        let source = Slow {
-            took: Duration::from_millis(250),
-            starts: starts.clone(),
-        };
-        let mut monitor = Monitor::new(
-            Box::new(source),
-            vec![condition("c", "price_above", 0.1)],
-            vec![],
-        );
-        let options = RunOptions {
-            interval: Duration::from_millis(100),
-            max_cycles: Some(3),
-        };
-        monitor.run(&options, std::future::pending()).await;
         // Each cycle starts when the previous one ends: no catching up.
         assert_eq!(
-            gaps(&starts.lock().unwrap()),
+            start_gaps(250, 100, 3).await,
             [Duration::from_millis(250); 2]
         );
     }
