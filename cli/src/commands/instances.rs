@@ -108,8 +108,19 @@ fn adhoc(name: &str, kind: &str, settings: Settings) -> CliResult<NamedNotifier>
 }
 
 /// Refuses conditions that route to instances that do not exist.
-pub fn check_routes(conditions: &[Condition], instances: &[NamedNotifier]) -> CliResult {
-    let has_default = instances.iter().any(|i| i.default);
+/// The instances a monitor delivers to, as routing sees them: each name,
+/// and whether it receives the alerts of conditions that name none.
+pub fn routes_of(instances: &[NamedNotifier]) -> Vec<(String, bool)> {
+    instances
+        .iter()
+        .map(|i| (i.name.clone(), i.default))
+        .collect()
+}
+
+/// Refuses conditions whose alerts would reach no one or name an instance
+/// that is not there: at start, and on every reload of the conditions.
+pub fn check_routes(conditions: &[Condition], instances: &[(String, bool)]) -> CliResult {
+    let has_default = instances.iter().any(|(_, default)| *default);
     for condition in conditions {
         match &condition.notify {
             Some(names) if names.is_empty() => {
@@ -130,8 +141,8 @@ pub fn check_routes(conditions: &[Condition], instances: &[NamedNotifier]) -> Cl
             _ => {}
         }
         for name in condition.notify.iter().flatten() {
-            if !instances.iter().any(|i| &i.name == name) {
-                let known: Vec<_> = instances.iter().map(|i| i.name.as_str()).collect();
+            if !instances.iter().any(|(known, _)| known == name) {
+                let known: Vec<_> = instances.iter().map(|(n, _)| n.as_str()).collect();
                 return Err(CliError::invalid(format!(
                     "condition {} sends its alerts to notifier {name:?}, which is not configured; \
                      configured notifiers: {}",

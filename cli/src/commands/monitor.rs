@@ -20,7 +20,7 @@ use kalshi_alerts_core::{
     StopReason,
 };
 
-use super::instances::{check_routes, describe_failure, load_file, run_checks, Setup};
+use super::instances::{check_routes, describe_failure, load_file, routes_of, run_checks, Setup};
 use super::Context;
 use crate::args::{MonitorArgs, SourceKind};
 use crate::error::{CliError, CliResult};
@@ -116,7 +116,7 @@ fn prepare_notifiers(
         output_file: args.output_file.clone(),
     };
     let built = setup.build()?;
-    check_routes(conditions, &built)?;
+    check_routes(conditions, &routes_of(&built))?;
 
     // A daemon's background copy skips the checks: its launcher ran them a
     // moment ago, and a slow check would outlast the launcher's wait.
@@ -228,16 +228,13 @@ fn run_here(
     };
     let count = conditions.len();
     let names: Vec<_> = notifiers.iter().map(|n| n.name.clone()).collect();
+    let routes = routes_of(&notifiers);
     let describe = source.describe();
     let mut monitor = Monitor::new(source, conditions, notifiers);
     monitor.write_status_to(data_dir.join(kalshi_alerts_core::monitor::STATUS_FILE));
     let reload_now = Arc::new(AtomicBool::new(false));
     let wake = Arc::new(tokio::sync::Notify::new());
-    monitor.reload_conditions_with(condition_reload(
-        data_dir,
-        names.clone(),
-        reload_now.clone(),
-    ));
+    monitor.reload_conditions_with(condition_reload(data_dir, routes, reload_now.clone()));
     monitor.wake_on(wake.clone());
 
     match max_cycles {
@@ -285,11 +282,11 @@ fn run_here(
 
 /// Reads alerts.json again when it changed (or when a SIGHUP asked), so
 /// that edits apply from the next cycle on. A set that cannot be used (bad
-/// JSON, a route to a notifier that does not exist, an unreadable expiry)
-/// is refused with the reason, and the last good set stays in use.
+/// JSON, an unreadable expiry, a route the start would have refused) is
+/// refused with the reason, and the last good set stays in use.
 fn condition_reload(
     data_dir: &Path,
-    instances: Vec<String>,
+    routes: Vec<(String, bool)>,
     asked: Arc<AtomicBool>,
 ) -> kalshi_alerts_core::monitor::ConditionReload {
     let store = AlertStore::in_dir(data_dir);
@@ -309,21 +306,8 @@ fn condition_reload(
             Ok(file) => file.conditions,
             Err(e) => return Some(Err(e.to_string())),
         };
-        if let Err(e) = check_expiries(&conditions) {
-            return Some(Err(e.message));
-        }
-        for condition in &conditions {
-            for name in condition.notify.iter().flatten() {
-                if !instances.contains(name) {
-                    return Some(Err(format!(
-                        "condition {} sends its alerts to notifier {name:?}, which is not \
-                         configured in this running monitor",
-                        condition.id
-                    )));
-                }
-            }
-        }
-        Some(Ok(conditions))
+        let checked = check_expiries(&conditions).and_then(|()| check_routes(&conditions, &routes));
+        Some(checked.map(|()| conditions).map_err(|e| e.message))
     })
 }
 
