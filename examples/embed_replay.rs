@@ -37,6 +37,7 @@ fn condition(kind: ConditionType, ticker: &str, threshold: &str) -> Condition {
         created_at: String::new(),
         expires_at: None,
         notify: None,
+        repeat: None,
         extra: Default::default(),
     }
 }

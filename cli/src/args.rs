@@ -112,6 +112,26 @@ pub enum AlertsCommand {
     /// Remove every condition whose expiry has passed.
     Prune,
 
+    /// Forget that a condition fired: a spent `--repeat once` condition fires again, a
+    /// cooldown starts afresh, a `rearm` one fires at its next check that meets it.
+    Rearm {
+        /// The condition's id, or a unique prefix (as shown by `alerts list`).
+        id_prefix: String,
+    },
+
+    /// The alerts that fired, with their values and where each delivery stands (delivered,
+    /// pending with its next try, failed, gave up), from the state database.
+    History {
+        /// Only alerts fired within this span back from now (30m, 2h, 7d) or since an
+        /// RFC 3339 time.
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
+
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+
     /// Check the markets and fire alerts, in the foreground or as a daemon.
     Monitor(MonitorArgs),
 
@@ -128,8 +148,8 @@ pub enum AlertsCommand {
 
     /// Stop the monitor running for this data dir (SIGTERM, then wait for it to exit).
     Stop {
-        /// Seconds to wait for it to finish its cycle and exit (it first waits up to 30 s for
-        /// deliveries being retried).
+        /// Seconds to wait for it to exit (it stops within about a second; deliveries under way
+        /// stay in the outbox for the next run).
         #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
         timeout: u64,
     },
@@ -187,6 +207,12 @@ pub struct AddArgs {
     /// instead of the default ones.
     #[arg(long, value_name = "NAME[,NAME]", value_delimiter = ',')]
     pub notify: Vec<String>,
+
+    /// When it fires again while it holds: rearm (default: once each time it becomes true,
+    /// again only after it was seen false), once (then spent until `alerts rearm ID`), or
+    /// cooldown:DURATION (while true, at most once per DURATION, e.g. cooldown:30m).
+    #[arg(long, value_name = "POLICY")]
+    pub repeat: Option<String>,
 }
 
 /// Where the monitor reads markets from.

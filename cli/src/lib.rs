@@ -74,6 +74,10 @@ fn run(cli: Cli) -> CliResult<ExitCode> {
         AlertsCommand::List { json } => commands::list::run(&context, json),
         AlertsCommand::Remove { id_prefix } => commands::remove::run(&context, &id_prefix),
         AlertsCommand::Prune => commands::remove::prune(&context),
+        AlertsCommand::Rearm { id_prefix } => commands::history::rearm(&context, &id_prefix),
+        AlertsCommand::History { since, json } => {
+            commands::history::history(&context, since.as_deref(), json)
+        }
         AlertsCommand::Monitor(args) => commands::monitor::run(&context, args),
         AlertsCommand::TrimLog(args) => commands::trim_log::run(&context, args),
         AlertsCommand::Status { json } => commands::control::status(&context, json),

@@ -508,9 +508,13 @@ fn base_url_override_wins_over_the_environment() {
 #[test]
 fn replay_source_fires_with_no_network() {
     let sandbox = Sandbox::new();
+    // The crossing hovers around 0.4 in the recording and crosses it again
+    // and again; `once` fires it the first time only.
+    let mut crossing = record("x", "price_crosses", "HIGHAUS-24JUL13-T90", 0.4);
+    crossing["repeat"] = json!("once");
     sandbox.write_alerts(json!([
         record("p", "price_above", "AITURING", 0.6),
-        record("x", "price_crosses", "HIGHAUS-24JUL13-T90", 0.4),
+        crossing
     ]));
     let out = sandbox.path("fired.jsonl");
     let output = sandbox
@@ -524,6 +528,8 @@ fn replay_source_fires_with_no_network() {
     ids.sort();
     assert_eq!(ids, ["p", "x"]);
     assert!(stdout_of(&output).contains("Replay finished: 100 cycle(s), 2 alert(s) fired."));
+    // A replay keeps its state in memory: the data dir gets no database.
+    assert!(!sandbox.data_dir().join("state.sqlite3").exists());
 }
 
 #[test]

@@ -75,7 +75,9 @@ impl FiredAlert {
             label: condition.label.clone(),
             threshold: condition.threshold,
             current_value: value,
-            triggered_at: at,
+            // Kept to the microsecond, as serialized: an alert read back
+            // from the outbox is the alert that fired.
+            triggered_at: chrono::SubsecRound::trunc_subsecs(at, 6),
             market_data: MarketData {
                 ticker: market.ticker.clone(),
                 title: market.title.clone(),
@@ -99,6 +101,7 @@ impl FiredAlert {
             created_at: String::new(),
             expires_at: None,
             notify: None,
+            repeat: None,
             extra: Default::default(),
         };
         let market = Market {

@@ -120,9 +120,137 @@ pub struct Condition {
     /// the default ones. Absent in files written by the Python tool.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify: Option<Vec<String>>,
+    /// How often it fires while it holds; absent means [`RepeatPolicy::Rearm`].
+    /// Absent in files written by the Python tool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeat: Option<RepeatPolicy>,
     /// Fields written by other versions or tools, kept on rewrite.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+/// When a condition that holds fires again.
+///
+/// The Python tool fires a condition once per run of its monitor and
+/// forgets that on exit, so a restart fires everything that still holds.
+/// These policies are kept in the state database instead, so a restart
+/// changes nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RepeatPolicy {
+    /// Fires when the condition becomes true, and again only after it has
+    /// been seen false (the default).
+    #[default]
+    Rearm,
+    /// Fires once; then it is spent until `kalshi alerts rearm ID`.
+    Once,
+    /// Fires while true, at most once per this span.
+    Cooldown(std::time::Duration),
+}
+
+impl RepeatPolicy {
+    /// Reads `rearm`, `once` or `cooldown:DURATION` (`cooldown:30m`,
+    /// `cooldown:1h 30m`; at least a second).
+    pub fn parse(text: &str) -> Result<RepeatPolicy, String> {
+        let text = text.trim();
+        match text {
+            "rearm" => return Ok(RepeatPolicy::Rearm),
+            "once" => return Ok(RepeatPolicy::Once),
+            _ => {}
+        }
+        let Some(span) = text.strip_prefix("cooldown:") else {
+            return Err(format!(
+                "repeat policy {text:?} is not one of rearm, once, cooldown:DURATION"
+            ));
+        };
+        let span = humantime::parse_duration(span.trim()).map_err(|e| {
+            format!("repeat policy {text:?}: the cooldown is not a duration (30m, 2h, 1d): {e}")
+        })?;
+        if span < std::time::Duration::from_secs(1) {
+            return Err(format!(
+                "repeat policy {text:?}: a cooldown is at least a second"
+            ));
+        }
+        if chrono::Duration::from_std(span).is_err() {
+            return Err(format!("repeat policy {text:?}: the cooldown is too long"));
+        }
+        Ok(RepeatPolicy::Cooldown(span))
+    }
+
+    /// Whether a condition in `state` that holds now (`met`) fires.
+    pub fn fires(&self, met: bool, state: &ConditionState, now: DateTime<Utc>) -> bool {
+        if !met {
+            return false;
+        }
+        match self {
+            RepeatPolicy::Rearm => !state.is_true,
+            RepeatPolicy::Once => !state.spent,
+            RepeatPolicy::Cooldown(span) => state.last_fired_at.is_none_or(|at| {
+                let span = chrono::Duration::from_std(*span).unwrap_or(chrono::Duration::MAX);
+                now.signed_duration_since(at) >= span
+            }),
+        }
+    }
+}
+
+impl fmt::Display for RepeatPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RepeatPolicy::Rearm => f.write_str("rearm"),
+            RepeatPolicy::Once => f.write_str("once"),
+            RepeatPolicy::Cooldown(span) => {
+                write!(f, "cooldown:{}", humantime::format_duration(*span))
+            }
+        }
+    }
+}
+
+impl Serialize for RepeatPolicy {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for RepeatPolicy {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        RepeatPolicy::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// What the monitor remembers of one condition between checks and runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConditionState {
+    /// The value measured at the last check that could measure it.
+    pub last_value: Option<Decimal>,
+    /// Whether it held at that check.
+    pub is_true: bool,
+    pub last_fired_at: Option<DateTime<Utc>>,
+    /// A `once` condition that fired and has not been rearmed.
+    pub spent: bool,
+}
+
+impl ConditionState {
+    /// The state after a check that measured `value` (`None`: the market
+    /// lacked what the condition needs, and nothing is learnt) and whether
+    /// the condition `met` it and `fired`.
+    pub fn after_check(
+        &self,
+        policy: RepeatPolicy,
+        value: Option<Decimal>,
+        met: bool,
+        fired: bool,
+        now: DateTime<Utc>,
+    ) -> ConditionState {
+        let Some(value) = value else {
+            return self.clone();
+        };
+        ConditionState {
+            last_value: Some(value),
+            is_true: met,
+            last_fired_at: if fired { Some(now) } else { self.last_fired_at },
+            spent: self.spent || (fired && policy == RepeatPolicy::Once),
+        }
+    }
 }
 
 /// The outcome of checking one condition against one market.
@@ -148,6 +276,41 @@ impl Condition {
     /// Whether the condition has expired at `now`.
     pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
         matches!(self.expiry(), Ok(Some(at)) if at <= now)
+    }
+
+    /// The firing policy, the default when the record names none.
+    pub fn repeat_policy(&self) -> RepeatPolicy {
+        self.repeat.unwrap_or_default()
+    }
+
+    /// What identifies the condition's meaning: its type, ticker and
+    /// threshold. State kept for an id whose fingerprint changed (the
+    /// record was edited) is dropped, so an edit starts afresh.
+    pub fn fingerprint(&self) -> String {
+        format!(
+            "{}|{}|{}",
+            self.condition_type,
+            self.ticker.trim().to_ascii_uppercase(),
+            self.threshold.normalize()
+        )
+    }
+
+    /// The quantity the condition compares against its threshold, whether
+    /// or not it is met: the midpoint, the spread in cents, the volume, or
+    /// the move since the previous check. `None` when the market lacks it.
+    pub fn measure(&self, current: &Market, previous: Option<&Market>) -> Option<Decimal> {
+        match &self.condition_type {
+            ConditionType::PriceAbove | ConditionType::PriceBelow | ConditionType::PriceCrosses => {
+                current.midpoint()
+            }
+            ConditionType::SpreadAbove => current.quote().map(|q| q.spread_cents()),
+            ConditionType::VolumeAbove => current.volume,
+            ConditionType::EdgeDetected => {
+                let before = previous.and_then(Market::midpoint)?;
+                Some((current.midpoint()? - before).abs())
+            }
+            ConditionType::Unsupported(_) => None,
+        }
     }
 
     /// Checks the condition against the market now and, for crossing and

@@ -1,22 +1,31 @@
-//! Dispatch: fired alerts to notifier instances, concurrently, with retries.
+//! Dispatch: fired alerts to notifier instances, through the outbox.
 //!
-//! Each alert goes to the instances its condition names, or else to every
-//! default instance. Every delivery runs as its own task with its own
-//! timeout, so a slow or failing instance never holds up the others. A
-//! cycle waits only for first attempts; retries of retryable failures go on
-//! in the background with backoff, and [`Dispatcher::drain`] waits for them
-//! when the monitor stops. Each delivery's outcome is logged once.
+//! Every fired alert is in the state database before any notifier sees it,
+//! with one pending delivery per target instance (see [`crate::state`]).
+//! A delivery pass takes the deliveries that are due and attempts them all
+//! at once, each within its instance's timeout, so a slow or failing
+//! instance never holds up the others; each outcome is written back as it
+//! comes in. A retryable failure is tried again later, with backoff (or
+//! after the receiver's `Retry-After`), across cycles and restarts, until
+//! it succeeds or the alert is older than the instance's
+//! `max_delivery_age`; a permanent failure is final at once. Each final
+//! outcome is logged once.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::Utc;
 use rand::Rng;
-use tokio::sync::oneshot;
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::alert::FiredAlert;
 use crate::notifier::{FailureKind, Notifier, NotifyError, DELIVERY_TIMEOUT};
 use crate::secret::mask;
+use crate::state::{AttemptOutcome, DueDelivery, StateStore};
+
+/// How long a delivery is retried by default before it is given up.
+pub const MAX_DELIVERY_AGE: Duration = Duration::from_secs(24 * 3600);
 
 /// A notifier instance: a built notifier with its name and delivery rules.
 pub struct NamedNotifier {
@@ -28,6 +37,8 @@ pub struct NamedNotifier {
     pub timeout: Duration,
     /// Resolved secret values, masked in everything logged about it.
     pub secrets: Vec<String>,
+    /// A delivery still failing when its alert is this old is given up.
+    pub max_age: Duration,
 }
 
 impl NamedNotifier {
@@ -39,6 +50,7 @@ impl NamedNotifier {
             default: true,
             timeout: DELIVERY_TIMEOUT,
             secrets: Vec::new(),
+            max_age: MAX_DELIVERY_AGE,
         }
     }
 
@@ -65,11 +77,9 @@ impl NamedNotifier {
     }
 }
 
-/// How retryable failures are retried.
+/// How retryable failures are spaced out.
 #[derive(Debug, Clone)]
 pub struct DeliveryRetry {
-    /// Attempts per delivery, the first included.
-    pub max_attempts: u32,
     /// The wait after the first failure; it doubles after each.
     pub base_delay: Duration,
     pub max_delay: Duration,
@@ -80,66 +90,71 @@ pub struct DeliveryRetry {
 impl Default for DeliveryRetry {
     fn default() -> Self {
         DeliveryRetry {
-            max_attempts: 5,
             base_delay: Duration::from_secs(1),
-            max_delay: Duration::from_secs(60),
-            max_retry_after: Duration::from_secs(300),
+            max_delay: Duration::from_secs(300),
+            max_retry_after: Duration::from_secs(3600),
         }
     }
 }
 
 impl DeliveryRetry {
+    /// The wait after the `failures`-th failure: doubling, capped, with
+    /// jitter so that many deliveries failing together spread out.
     fn backoff(&self, failures: u32) -> Duration {
         let step = self
             .base_delay
-            .saturating_mul(2u32.saturating_pow(failures.saturating_sub(1)))
+            .saturating_mul(2u32.saturating_pow(failures.saturating_sub(1).min(31)))
             .min(self.max_delay);
         let half = step / 2;
         half + rand::rng().random_range(Duration::ZERO..=half)
     }
 }
 
-/// How the first attempts of one cycle's deliveries went.
+/// How one delivery pass went.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DispatchReport {
-    /// Deliveries that succeeded at the first attempt.
     pub delivered: usize,
-    /// Deliveries that failed for good at the first attempt.
+    /// Deliveries that failed for good (permanently, or given up).
     pub failed: usize,
-    /// Deliveries whose first attempt failed in a way that may pass; they
-    /// are being retried in the background.
+    /// Deliveries that failed in a way that may pass; they stay in the
+    /// outbox and are tried again later.
     pub retrying: usize,
 }
 
-enum FirstOutcome {
-    Delivered,
-    Failed,
-    Retrying,
-}
+/// The most deliveries one pass takes on; the rest wait for the next.
+const PASS_LIMIT: usize = 500;
 
-/// Hands alerts to instances and keeps track of retries under way.
+/// Attempts in flight at once per instance, so that a backlog after an
+/// outage does not open hundreds of connections to one receiver.
+const PER_INSTANCE: usize = 4;
+
+/// Hands alerts to instances and records how it went.
 pub struct Dispatcher {
     instances: Vec<Arc<NamedNotifier>>,
     retry: DeliveryRetry,
-    pending: JoinSet<()>,
     failing: Failing,
 }
 
-/// Instances whose last delivery failed for good, with the reason; an
-/// instance leaves it when a delivery through it succeeds.
+/// Instances whose last delivery failed, with the reason; an instance
+/// leaves it when a delivery through it succeeds.
 type Failing = Arc<std::sync::Mutex<std::collections::BTreeMap<String, String>>>;
+
+/// One attempt: deliveries to one instance made by one call.
+struct Job {
+    instance: Arc<NamedNotifier>,
+    deliveries: Vec<DueDelivery>,
+}
 
 impl Dispatcher {
     pub fn new(instances: Vec<NamedNotifier>, retry: DeliveryRetry) -> Dispatcher {
         Dispatcher {
             instances: instances.into_iter().map(Arc::new).collect(),
             retry,
-            pending: JoinSet::new(),
             failing: Failing::default(),
         }
     }
 
-    /// Instances whose last delivery failed for good, and why.
+    /// Instances whose last delivery failed, and why.
     pub fn failing(&self) -> std::collections::BTreeMap<String, String> {
         self.failing
             .lock()
@@ -151,139 +166,217 @@ impl Dispatcher {
         self.retry = retry;
     }
 
+    /// Replaces the instances (the notifiers file changed). Deliveries
+    /// pending for an instance that is gone wait for it to come back, and
+    /// are given up when they grow too old.
+    pub fn set_instances(&mut self, instances: Vec<NamedNotifier>) {
+        self.instances = instances.into_iter().map(Arc::new).collect();
+        let names = self.instance_names();
+        self.failing
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .retain(|name, _| names.contains(name));
+    }
+
     pub fn instance_names(&self) -> Vec<String> {
         self.instances.iter().map(|i| i.name.clone()).collect()
     }
 
-    /// Delivers one cycle's alerts, each to the instances named with it
-    /// (`None`: the default instances). Returns once every delivery has
-    /// made its first attempt.
-    pub async fn dispatch(
-        &mut self,
-        routed: &[(FiredAlert, Option<Vec<String>>)],
-    ) -> DispatchReport {
-        let mut firsts = Vec::new();
-        for instance in &self.instances {
-            let alerts: Vec<FiredAlert> = routed
+    /// The instances an alert goes to: those its condition names, or else
+    /// every default instance.
+    pub fn targets(&self, route: Option<&[String]>) -> Vec<String> {
+        match route {
+            Some(names) => names.to_vec(),
+            None => self
+                .instances
                 .iter()
-                .filter(|(_, route)| match route {
-                    Some(names) => names.iter().any(|n| n == &instance.name),
-                    None => instance.default,
-                })
-                .map(|(alert, _)| alert.clone())
-                .collect();
-            if alerts.is_empty() {
-                continue;
-            }
-            let deliveries: Vec<Vec<FiredAlert>> = if instance.notifier.batches() {
-                vec![alerts]
-            } else {
-                alerts.into_iter().map(|a| vec![a]).collect()
-            };
-            for delivery in deliveries {
-                let (tell, first) = oneshot::channel();
-                let instance = Arc::clone(instance);
-                let retry = self.retry.clone();
-                let failing = Arc::clone(&self.failing);
-                self.pending
-                    .spawn(deliver(instance, delivery, retry, tell, failing));
-                firsts.push(first);
-            }
+                .filter(|i| i.default)
+                .map(|i| i.name.clone())
+                .collect(),
         }
+    }
 
+    /// Attempts every delivery in `state`'s outbox that is due now, and
+    /// records each outcome as it comes in. Dropping the future abandons
+    /// the attempts under way; their deliveries stay pending and are made
+    /// again later (deliveries are at least once).
+    pub async fn deliver_due(&mut self, state: &StateStore) -> DispatchReport {
+        let names = self.instance_names();
+        let due = match state.due(&names, Utc::now(), PASS_LIMIT) {
+            Ok(due) => due,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the outbox; deliveries wait for the next pass");
+                return DispatchReport::default();
+            }
+        };
         let mut report = DispatchReport::default();
-        for first in firsts {
-            match first.await {
-                Ok(FirstOutcome::Delivered) => report.delivered += 1,
-                Ok(FirstOutcome::Retrying) => report.retrying += 1,
-                Ok(FirstOutcome::Failed) | Err(_) => report.failed += 1,
+        let mut tasks = self.spawn(due);
+        while let Some(done) = tasks.join_next().await {
+            let Ok((job, result)) = done else { continue };
+            let outcome = self.settle(&job, result);
+            for delivery in &job.deliveries {
+                if let Err(e) = state.record(&delivery.alert.id, &job.instance.name, &outcome) {
+                    tracing::error!(error = %e, notifier = %job.instance.name, alert = %delivery.alert.id,
+                        "cannot record a delivery's outcome; it may be made again");
+                }
+            }
+            let count = job.deliveries.len();
+            match outcome {
+                AttemptOutcome::Delivered => report.delivered += count,
+                AttemptOutcome::Retry { .. } => report.retrying += count,
+                AttemptOutcome::Failed(_) | AttemptOutcome::GaveUp(_) => report.failed += count,
             }
         }
-        while self.pending.try_join_next().is_some() {}
         report
     }
 
-    /// Waits for retries under way, at most `limit`; what is still
-    /// retrying then is abandoned, with an error logged for each.
-    pub async fn drain(&mut self, limit: Duration) {
-        if self.pending.is_empty() {
-            return;
+    /// Delivers alerts the outbox could not take (the state database
+    /// cannot be written): one attempt each, nothing recorded or retried.
+    pub async fn deliver_unrecorded(
+        &mut self,
+        routed: &[(FiredAlert, Vec<String>)],
+    ) -> DispatchReport {
+        let due: Vec<DueDelivery> = routed
+            .iter()
+            .flat_map(|(alert, targets)| {
+                targets.iter().map(|instance| DueDelivery {
+                    alert: alert.clone(),
+                    instance: instance.clone(),
+                    attempts: 0,
+                    fired_at: alert.triggered_at,
+                })
+            })
+            .collect();
+        let mut report = DispatchReport::default();
+        let mut tasks = self.spawn(due);
+        while let Some(done) = tasks.join_next().await {
+            let Ok((job, result)) = done else { continue };
+            let count = job.deliveries.len();
+            match result {
+                Ok(()) => {
+                    log_delivered(&job);
+                    report.delivered += count;
+                }
+                Err(e) => {
+                    tracing::error!(notifier = %job.instance.name, alerts = %ids(&job), reason = %e.message,
+                        "alert not delivered, and not kept for a retry: the state database cannot be written");
+                    report.failed += count;
+                }
+            }
         }
-        tracing::info!(
-            deliveries = self.pending.len(),
-            "waiting for deliveries being retried"
-        );
-        let waited = tokio::time::timeout(limit, async {
-            while self.pending.join_next().await.is_some() {}
-        })
-        .await;
-        if waited.is_err() {
-            tracing::error!(
-                deliveries = self.pending.len(),
-                "deliveries still retrying at stop were abandoned"
-            );
-            self.pending.abort_all();
-        }
+        report
     }
-}
 
-async fn deliver(
-    instance: Arc<NamedNotifier>,
-    alerts: Vec<FiredAlert>,
-    retry: DeliveryRetry,
-    tell: oneshot::Sender<FirstOutcome>,
-    failing: Failing,
-) {
-    let mark = |reason: Option<String>| {
-        let mut failing = failing
+    /// Groups due deliveries into attempts and starts them all.
+    fn spawn(&self, due: Vec<DueDelivery>) -> JoinSet<(Job, Result<(), NotifyError>)> {
+        let mut jobs: Vec<Job> = Vec::new();
+        for delivery in due {
+            let Some(instance) = self.instances.iter().find(|i| i.name == delivery.instance) else {
+                continue;
+            };
+            let batches = instance.notifier.batches();
+            match jobs
+                .iter_mut()
+                .find(|job| batches && job.instance.name == instance.name)
+            {
+                Some(job) => job.deliveries.push(delivery),
+                None => jobs.push(Job {
+                    instance: Arc::clone(instance),
+                    deliveries: vec![delivery],
+                }),
+            }
+        }
+        let mut gates: std::collections::HashMap<String, Arc<Semaphore>> = Default::default();
+        let mut tasks = JoinSet::new();
+        for job in jobs {
+            let gate = gates
+                .entry(job.instance.name.clone())
+                .or_insert_with(|| Arc::new(Semaphore::new(PER_INSTANCE)))
+                .clone();
+            tasks.spawn(async move {
+                let _turn = gate.acquire_owned().await;
+                let alerts: Vec<FiredAlert> =
+                    job.deliveries.iter().map(|d| d.alert.clone()).collect();
+                let result = job.instance.attempt(&alerts).await;
+                (job, result)
+            });
+        }
+        tasks
+    }
+
+    /// Turns an attempt's result into the deliveries' next step, logs it
+    /// and keeps the failing list.
+    fn settle(&self, job: &Job, result: Result<(), NotifyError>) -> AttemptOutcome {
+        let name = &job.instance.name;
+        let mut failing = self
+            .failing
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        match reason {
-            Some(reason) => failing.insert(instance.name.clone(), reason),
-            None => failing.remove(&instance.name),
-        };
-    };
-    let ids: Vec<&str> = alerts.iter().map(|a| a.id.as_str()).collect();
-    let ids = ids.join(",");
-    let mut tell = Some(tell);
-    let mut attempt = 1;
-    loop {
-        let error = match instance.attempt(&alerts).await {
+        let error = match result {
             Ok(()) => {
-                report_first(&mut tell, FirstOutcome::Delivered);
-                mark(None);
-                tracing::info!(notifier = %instance.name, alerts = %ids, attempts = attempt, "alert delivered");
-                return;
+                failing.remove(name);
+                log_delivered(job);
+                return AttemptOutcome::Delivered;
             }
-            Err(e) => e,
+            Err(error) => error,
         };
-        let retryable = error.kind == FailureKind::Retryable;
-        if !retryable || attempt >= retry.max_attempts {
-            report_first(&mut tell, FirstOutcome::Failed);
-            mark(Some(error.message.clone()));
-            let kind = if retryable { "gave up" } else { "permanent" };
+        failing.insert(name.clone(), error.message.clone());
+        let attempts = job.deliveries.iter().map(|d| d.attempts).max().unwrap_or(0) + 1;
+        let oldest = job
+            .deliveries
+            .iter()
+            .map(|d| d.fired_at)
+            .min()
+            .unwrap_or_else(Utc::now);
+        let now = Utc::now();
+        let age = now
+            .signed_duration_since(oldest)
+            .to_std()
+            .unwrap_or_default();
+        if error.kind == FailureKind::Permanent {
             tracing::error!(
-                notifier = %instance.name, alerts = %ids, attempts = attempt, failure = kind,
+                notifier = %name, alerts = %ids(job), attempts, failure = "permanent",
                 reason = %error.message, "alert not delivered"
             );
-            return;
+            return AttemptOutcome::Failed(error.message);
         }
-        report_first(&mut tell, FirstOutcome::Retrying);
-        let asked = error.retry_after.map(|d| d.min(retry.max_retry_after));
-        let wait = retry.backoff(attempt).max(asked.unwrap_or_default());
-        tracing::debug!(
-            notifier = %instance.name, alerts = %ids, attempt, wait_ms = wait.as_millis() as u64,
-            reason = %error.message, "delivery failed; will retry"
-        );
-        tokio::time::sleep(wait).await;
-        attempt += 1;
+        if age >= job.instance.max_age {
+            tracing::error!(
+                notifier = %name, alerts = %ids(job), attempts, failure = "gave up",
+                max_delivery_age = %humantime::format_duration(job.instance.max_age),
+                reason = %error.message, "alert not delivered"
+            );
+            return AttemptOutcome::GaveUp(error.message);
+        }
+        let asked = error.retry_after.map(|d| d.min(self.retry.max_retry_after));
+        let wait = self.retry.backoff(attempts).max(asked.unwrap_or_default());
+        let at = now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX);
+        if attempts == 1 {
+            tracing::warn!(
+                notifier = %name, alerts = %ids(job), reason = %error.message,
+                retry_in_ms = wait.as_millis() as u64, "delivery failed; will retry"
+            );
+        } else {
+            tracing::debug!(
+                notifier = %name, alerts = %ids(job), attempts, reason = %error.message,
+                retry_in_ms = wait.as_millis() as u64, "delivery failed again; will retry"
+            );
+        }
+        AttemptOutcome::Retry {
+            error: error.message,
+            at,
+        }
     }
 }
 
-fn report_first(tell: &mut Option<oneshot::Sender<FirstOutcome>>, outcome: FirstOutcome) {
-    if let Some(tell) = tell.take() {
-        let _ = tell.send(outcome);
-    }
+fn ids(job: &Job) -> String {
+    let ids: Vec<&str> = job.deliveries.iter().map(|d| d.alert.id.as_str()).collect();
+    ids.join(",")
+}
+
+fn log_delivered(job: &Job) {
+    let attempts = job.deliveries.iter().map(|d| d.attempts).max().unwrap_or(0) + 1;
+    tracing::info!(notifier = %job.instance.name, alerts = %ids(job), attempts, "alert delivered");
 }
 
 #[cfg(test)]
@@ -296,6 +389,7 @@ mod tests {
     use super::*;
     use crate::condition::Condition;
     use crate::market::Market;
+    use crate::state::{CycleCommit, DeliveryStatus};
 
     /// Fails its first `failures` attempts with `kind`, then succeeds.
     struct Flaky {
@@ -376,11 +470,54 @@ mod tests {
 
     fn fast_retry() -> DeliveryRetry {
         DeliveryRetry {
-            max_attempts: 3,
             base_delay: Duration::from_millis(10),
             max_delay: Duration::from_millis(20),
             max_retry_after: Duration::from_millis(300),
         }
+    }
+
+    /// Puts `alerts` in a fresh outbox, each for the instances its route
+    /// picks, as a monitor's commit does.
+    fn outbox(dispatcher: &Dispatcher, alerts: &[(FiredAlert, Option<Vec<String>>)]) -> StateStore {
+        let state = StateStore::in_memory();
+        let fired = alerts
+            .iter()
+            .map(|(a, route)| (a, dispatcher.targets(route.as_deref())))
+            .collect();
+        state
+            .commit_cycle(&CycleCommit {
+                scope: "test",
+                fired,
+                ..Default::default()
+            })
+            .unwrap();
+        state
+    }
+
+    /// Runs delivery passes as retries fall due, for at most `limit`.
+    async fn deliver_all(dispatcher: &mut Dispatcher, state: &StateStore, limit: Duration) {
+        let deadline = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < deadline {
+            dispatcher.deliver_due(state).await;
+            if state
+                .next_due(&dispatcher.instance_names())
+                .unwrap()
+                .is_none()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    fn statuses(state: &StateStore) -> Vec<(String, DeliveryStatus, u32)> {
+        state
+            .history(None)
+            .unwrap()
+            .into_iter()
+            .flat_map(|entry| entry.deliveries)
+            .map(|d| (d.instance, d.status, d.attempts))
+            .collect()
     }
 
     /// Fails once asking for a wait, then succeeds; records when it was called.
@@ -405,8 +542,8 @@ mod tests {
         let calls = Arc::new(Mutex::new(Vec::new()));
         let instance = NamedNotifier::new("hook", Box::new(AsksToWait(calls.clone())));
         let mut dispatcher = Dispatcher::new(vec![instance], fast_retry());
-        dispatcher.dispatch(&[(alert("c"), None)]).await;
-        dispatcher.drain(Duration::from_secs(5)).await;
+        let state = outbox(&dispatcher, &[(alert("c"), None)]);
+        deliver_all(&mut dispatcher, &state, Duration::from_secs(5)).await;
         let calls = calls.lock().unwrap();
         assert_eq!(calls.len(), 2);
         // The backoff alone is at most 10 ms here; only Retry-After explains 200.
@@ -414,30 +551,63 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn retryable_failures_are_retried_in_the_background_and_delivered_once() {
+    async fn retryable_failures_stay_pending_and_are_delivered_once() {
         let (instance, calls, _) = flaky("hook", 1, FailureKind::Retryable, false);
         let mut dispatcher = Dispatcher::new(vec![instance], fast_retry());
-        let report = dispatcher.dispatch(&[(alert("c"), None)]).await;
+        let state = outbox(&dispatcher, &[(alert("c"), None)]);
+        let first = dispatcher.deliver_due(&state).await;
         assert_eq!(
-            report,
+            first,
             DispatchReport {
                 delivered: 0,
                 failed: 0,
                 retrying: 1
             }
         );
-        dispatcher.drain(Duration::from_secs(5)).await;
+        assert_eq!(
+            statuses(&state),
+            [("hook".into(), DeliveryStatus::Pending, 1)]
+        );
+        deliver_all(&mut dispatcher, &state, Duration::from_secs(5)).await;
         assert_eq!(calls.load(Ordering::SeqCst), 2);
+        assert_eq!(
+            statuses(&state),
+            [("hook".into(), DeliveryStatus::Delivered, 2)]
+        );
+        assert!(dispatcher.failing().is_empty());
     }
 
     #[tokio::test]
     async fn permanent_failures_are_not_retried() {
         let (instance, calls, _) = flaky("hook", 10, FailureKind::Permanent, false);
         let mut dispatcher = Dispatcher::new(vec![instance], fast_retry());
-        let report = dispatcher.dispatch(&[(alert("c"), None)]).await;
-        assert_eq!(report.failed, 1);
-        dispatcher.drain(Duration::from_secs(5)).await;
+        let state = outbox(&dispatcher, &[(alert("c"), None)]);
+        assert_eq!(dispatcher.deliver_due(&state).await.failed, 1);
+        deliver_all(&mut dispatcher, &state, Duration::from_millis(200)).await;
         assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            statuses(&state),
+            [("hook".into(), DeliveryStatus::Failed, 1)]
+        );
+        assert_eq!(dispatcher.failing()["hook"], "nope, password=s3cret");
+    }
+
+    #[tokio::test]
+    async fn a_delivery_older_than_its_max_age_is_given_up() {
+        let (mut instance, calls, _) = flaky("hook", 1000, FailureKind::Retryable, false);
+        instance.max_age = Duration::from_millis(150);
+        let mut dispatcher = Dispatcher::new(vec![instance], fast_retry());
+        let state = outbox(&dispatcher, &[(alert("c"), None)]);
+        deliver_all(&mut dispatcher, &state, Duration::from_secs(5)).await;
+        let attempts = calls.load(Ordering::SeqCst);
+        assert!(
+            attempts > 2,
+            "retried until the age limit, not {attempts} times"
+        );
+        assert_eq!(
+            statuses(&state),
+            [("hook".into(), DeliveryStatus::GaveUp, attempts)]
+        );
     }
 
     #[tokio::test]
@@ -445,20 +615,15 @@ mod tests {
         let (fast, calls, _) = flaky("fast", 0, FailureKind::Permanent, false);
         let mut slow = NamedNotifier::new("slow", Box::new(Slow));
         slow.timeout = Duration::from_millis(200);
-        let mut dispatcher = Dispatcher::new(
-            vec![slow, fast],
-            DeliveryRetry {
-                max_attempts: 1,
-                ..fast_retry()
-            },
-        );
-        let report = dispatcher.dispatch(&[(alert("c"), None)]).await;
+        let mut dispatcher = Dispatcher::new(vec![slow, fast], fast_retry());
+        let state = outbox(&dispatcher, &[(alert("c"), None)]);
+        let report = dispatcher.deliver_due(&state).await;
         assert_eq!(
             report,
             DispatchReport {
                 delivered: 1,
-                failed: 1,
-                retrying: 0
+                failed: 0,
+                retrying: 1
             }
         );
         assert_eq!(calls.load(Ordering::SeqCst), 1);
@@ -470,26 +635,43 @@ mod tests {
         let (mut b, b_calls, _) = flaky("b", 0, FailureKind::Permanent, false);
         b.default = false;
         let mut dispatcher = Dispatcher::new(vec![a, b], fast_retry());
-        dispatcher
-            .dispatch(&[
+        let state = outbox(
+            &dispatcher,
+            &[
                 (alert("to-b"), Some(vec!["b".into()])),
                 (alert("default"), None),
-            ])
-            .await;
+            ],
+        );
+        dispatcher.deliver_due(&state).await;
         assert_eq!(a_calls.load(Ordering::SeqCst), 1);
         assert_eq!(b_calls.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test]
-    async fn batching_instances_get_one_delivery_per_cycle() {
+    async fn batching_instances_get_one_delivery_per_pass() {
         let (digest, calls, seen) = flaky("mail", 0, FailureKind::Permanent, true);
         let mut dispatcher = Dispatcher::new(vec![digest], fast_retry());
-        let report = dispatcher
-            .dispatch(&[(alert("a"), None), (alert("b"), None)])
-            .await;
-        assert_eq!(report.delivered, 1);
+        let state = outbox(&dispatcher, &[(alert("a"), None), (alert("b"), None)]);
+        let report = dispatcher.deliver_due(&state).await;
+        assert_eq!(report.delivered, 2);
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         assert_eq!(*seen.lock().unwrap(), [2]);
+    }
+
+    #[tokio::test]
+    async fn deliveries_to_a_removed_instance_wait_for_it() {
+        let (a, a_calls, _) = flaky("a", 0, FailureKind::Permanent, false);
+        let mut dispatcher = Dispatcher::new(vec![a], fast_retry());
+        let state = outbox(&dispatcher, &[(alert("c"), None)]);
+        dispatcher.set_instances(Vec::new());
+        assert_eq!(
+            dispatcher.deliver_due(&state).await,
+            DispatchReport::default()
+        );
+        let (again, _, _) = flaky("a", 0, FailureKind::Permanent, false);
+        dispatcher.set_instances(vec![again]);
+        assert_eq!(dispatcher.deliver_due(&state).await.delivered, 1);
+        assert_eq!(a_calls.load(Ordering::SeqCst), 0);
     }
 
     #[tokio::test]

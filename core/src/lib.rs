@@ -21,10 +21,11 @@ pub mod price;
 pub mod private;
 pub mod secret;
 pub mod source;
+pub mod state;
 pub mod store;
 
 pub use alert::{FiredAlert, MarketData};
-pub use condition::{Condition, ConditionType, Evaluation};
+pub use condition::{Condition, ConditionState, ConditionType, Evaluation, RepeatPolicy};
 pub use dispatch::{DeliveryRetry, DispatchReport, NamedNotifier};
 pub use launcher::{LaunchError, LaunchOutcome, Launcher, LauncherPlugin, MonitorJob};
 pub use market::{Market, Quote};
@@ -35,6 +36,7 @@ pub use notifier::{
 pub use source::{
     check_base_url, ClientConfig, Environment, KalshiClient, MarketSource, ReplaySource, Scan,
 };
+pub use state::StateStore;
 pub use store::{AlertStore, AlertsFile};
 
 /// Re-exported so that plugin crates implement [`Notifier`] without a

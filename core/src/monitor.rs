@@ -1,25 +1,41 @@
-//! The monitor loop: scan, evaluate, dispatch, sleep, until told to stop.
+//! The monitor loop: scan, evaluate, commit, deliver, wait, until told to stop.
 //!
 //! One cycle scans the market source for the watched tickers, checks every
-//! live condition, and hands each fired alert to every notifier. A condition
-//! fires at most once per run. A failed scan is logged and the next cycle
-//! runs; only a stop signal, a cycle limit or the end of a replay ends a run.
+//! live condition against what it remembers of it, commits the new state
+//! and the fired alerts to the state database in one transaction, and only
+//! then hands the alerts to the notifiers (the outbox, see
+//! [`crate::dispatch`]). Whether a condition that holds fires is its
+//! [`RepeatPolicy`]'s call, on the state kept in the database: a restarted
+//! monitor does not fire again what fired and still holds.
+//!
+//! A failed scan is logged and the next cycle runs; only a stop signal, a
+//! cycle limit or the end of a replay ends a run. A stop signal is obeyed
+//! at once, in the middle of a scan or a delivery pass: what a cycle
+//! decided is committed before any delivery starts, and deliveries cut
+//! short stay in the outbox for the next run.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 
 use crate::alert::FiredAlert;
-use crate::condition::{Condition, ConditionType, Evaluation};
+use crate::condition::{Condition, ConditionState, ConditionType, Evaluation};
 use crate::dispatch::{DeliveryRetry, DispatchReport, Dispatcher, NamedNotifier};
 use crate::market::Market;
 use crate::source::{MarketSource, Scan, SourceError};
+use crate::state::{CycleCommit, StateStore, StoredCondition};
 
-/// How long a stopping monitor waits for deliveries still being retried.
+/// How long a run that ends on its own (a cycle limit, the end of a replay)
+/// goes on retrying deliveries that failed. A stop signal does not wait:
+/// what is left stays in the outbox.
 pub const DRAIN_LIMIT: Duration = Duration::from_secs(30);
+
+/// Fired alerts are kept in the history this long, once delivered.
+pub const HISTORY_KEPT: Duration = Duration::from_secs(90 * 24 * 3600);
 
 /// What one cycle did.
 #[derive(Debug, Clone)]
@@ -30,7 +46,8 @@ pub struct CycleReport {
     pub exhausted: bool,
     /// Alerts fired this cycle, in condition order.
     pub fired: Vec<FiredAlert>,
-    /// How the first attempts at delivering them went.
+    /// How the delivery pass after the commit went (this cycle's alerts and
+    /// any earlier ones that were due).
     pub dispatch: DispatchReport,
 }
 
@@ -80,8 +97,11 @@ pub struct MonitorStatus {
     pub alerts_fired: u64,
     pub last_cycle: Option<CycleStatus>,
     pub next_cycle_at: Option<chrono::DateTime<chrono::Utc>>,
-    /// Instances whose last delivery failed for good, with the reason.
+    /// Instances whose last delivery failed, with the reason.
     pub failing_notifiers: std::collections::BTreeMap<String, String>,
+    /// Deliveries waiting in the outbox for a retry.
+    #[serde(default)]
+    pub pending_deliveries: u64,
 }
 
 /// One cycle, as the status file records it.
@@ -99,33 +119,57 @@ pub struct CycleStatus {
     pub error: Option<String>,
 }
 
-/// The monitor: conditions, a market source and notifiers.
+/// A new set of conditions, notifier instances, or both, from a reload.
+pub struct Reloaded {
+    pub conditions: Option<Vec<Condition>>,
+    pub notifiers: Option<Vec<NamedNotifier>>,
+}
+
+/// Asked before each cycle: `None` when nothing changed, the new set when
+/// something did, or why the new set cannot be used (the old one stays).
+pub type Reload = Box<dyn FnMut() -> Option<Result<Reloaded, String>> + Send>;
+
+/// The monitor: conditions, a market source, notifiers and a state store.
 pub struct Monitor {
     source: Box<dyn MarketSource>,
     conditions: Vec<Condition>,
     dispatcher: Dispatcher,
+    state: StateStore,
+    /// Whose markets these are in the state database (the environment).
+    scope: String,
     /// The last quoted state of each watched market.
     previous: HashMap<String, Market>,
-    /// Conditions that fired this run, by id.
-    fired: HashSet<String>,
+    /// What is known of each condition, by id: the database's copy, kept
+    /// here so that a database that cannot be written (a full disk) does
+    /// not make conditions fire again every cycle.
+    known: HashMap<String, StoredCondition>,
+    /// Conditions whose state must be written at the next commit even if
+    /// unchanged this cycle (rearmed, or not saved last time).
+    unsaved: HashSet<String>,
     /// Conditions already warned about (unsupported or expired), by id.
     warned: HashSet<String>,
     /// Where to write the status after each cycle, if anywhere.
     status_file: Option<std::path::PathBuf>,
-    /// Asked before each cycle for a new set of conditions.
-    reload: Option<ConditionReload>,
+    /// Asked before each cycle for new conditions or notifiers.
+    reload: Option<Reload>,
     /// Cuts the pause between cycles short (a reload request).
     wake: Option<Arc<tokio::sync::Notify>>,
+    /// When fired alerts older than [`HISTORY_KEPT`] were last cleared.
+    last_forget: Option<tokio::time::Instant>,
 }
-
-/// Returns `None` when the conditions are unchanged, the new set when they
-/// changed, or why the new set cannot be used (the old one stays).
-pub type ConditionReload = Box<dyn FnMut() -> Option<Result<Vec<Condition>, String>> + Send>;
 
 /// Completes when `wake` is notified; never when there is none.
 async fn woken(wake: Option<Arc<tokio::sync::Notify>>) {
     match wake {
         Some(wake) => wake.notified().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Completes at `at`, or never.
+async fn until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
 }
@@ -142,30 +186,58 @@ fn normalised(conditions: Vec<Condition>) -> Vec<Condition> {
         .collect()
 }
 
+type Shutdown<'a> = Pin<&'a mut (dyn Future<Output = ()> + Send + 'a)>;
+
 impl Monitor {
+    /// A monitor whose state lives in memory, for this run only. Call
+    /// [`Monitor::use_state`] to keep it in a database instead.
     pub fn new(
         source: Box<dyn MarketSource>,
         conditions: Vec<Condition>,
         notifiers: Vec<NamedNotifier>,
     ) -> Monitor {
-        let conditions = normalised(conditions);
         Monitor {
             source,
-            conditions,
+            conditions: normalised(conditions),
             dispatcher: Dispatcher::new(notifiers, DeliveryRetry::default()),
+            state: StateStore::in_memory(),
+            scope: "default".into(),
             previous: HashMap::new(),
-            fired: HashSet::new(),
+            known: HashMap::new(),
+            unsaved: HashSet::new(),
             warned: HashSet::new(),
             status_file: None,
             reload: None,
             wake: None,
+            last_forget: None,
         }
     }
 
-    /// Asks `reload` before every cycle whether the conditions changed, so
-    /// edits apply from the next cycle on. What fired in this run and the
-    /// previous quotes are kept for conditions that stay.
-    pub fn reload_conditions_with(&mut self, reload: ConditionReload) {
+    /// Keeps the monitor's state and outbox in `state`, continuing from
+    /// what it holds: conditions that fired and still hold do not fire
+    /// again, the markets' last quotes count as the previous check, and
+    /// deliveries left pending are made. `scope` names the exchange (prod,
+    /// demo) whose quotes these are.
+    pub fn use_state(
+        &mut self,
+        state: StateStore,
+        scope: &str,
+    ) -> Result<(), crate::state::StateError> {
+        self.known = state.conditions()?;
+        self.previous = state.markets(scope)?;
+        self.state = state;
+        self.scope = scope.to_string();
+        Ok(())
+    }
+
+    /// The state store in use.
+    pub fn state(&self) -> &StateStore {
+        &self.state
+    }
+
+    /// Asks `reload` before every cycle whether the conditions or the
+    /// notifiers changed, so that edits apply from the next cycle on.
+    pub fn reload_with(&mut self, reload: Reload) {
         self.reload = Some(reload);
     }
 
@@ -181,15 +253,20 @@ impl Monitor {
         };
         match reload() {
             None => {}
-            Some(Ok(conditions)) => {
-                let conditions = normalised(conditions);
-                self.fired
-                    .retain(|id| conditions.iter().any(|c| &c.id == id));
-                tracing::info!(conditions = conditions.len(), "conditions reloaded");
-                self.conditions = conditions;
+            Some(Ok(reloaded)) => {
+                if let Some(notifiers) = reloaded.notifiers {
+                    let names: Vec<_> = notifiers.iter().map(|n| n.name.clone()).collect();
+                    tracing::info!(notifiers = %names.join(","), "notifiers reloaded");
+                    self.dispatcher.set_instances(notifiers);
+                }
+                if let Some(conditions) = reloaded.conditions {
+                    let conditions = normalised(conditions);
+                    tracing::info!(conditions = conditions.len(), "conditions reloaded");
+                    self.conditions = conditions;
+                }
             }
             Some(Err(e)) => {
-                tracing::error!(error = %e, "conditions not reloaded; the last good set stays in use");
+                tracing::error!(error = %e, "not reloaded; the last good set stays in use");
             }
         }
     }
@@ -203,16 +280,62 @@ impl Monitor {
         self.status_file = Some(path);
     }
 
-    /// Replaces the rules for retrying failed deliveries.
+    /// Replaces the rules for spacing out retries.
     pub fn set_delivery_retry(&mut self, retry: DeliveryRetry) {
         self.dispatcher.set_retry(retry);
     }
 
-    /// Waits (at most `limit`) for deliveries still being retried. A run
-    /// does this itself when it stops; a program that calls
-    /// [`Monitor::run_cycle`] directly calls it before exiting.
+    /// Goes on delivering what is pending in the outbox, as each falls
+    /// due, for at most `limit`. A run does this itself when it ends on its
+    /// own; a program that calls [`Monitor::run_cycle`] directly calls it
+    /// before exiting. What is still pending then stays in the outbox.
     pub async fn drain(&mut self, limit: Duration) {
-        self.dispatcher.drain(limit).await;
+        let never = std::pin::pin!(std::future::pending::<()>());
+        self.drain_until(limit, never).await;
+    }
+
+    async fn drain_until(&mut self, limit: Duration, mut shutdown: Shutdown<'_>) {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let names = self.dispatcher.instance_names();
+            let next = match self.state.next_due(&names) {
+                Ok(Some(next)) => next,
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the outbox");
+                    return;
+                }
+            };
+            let wait = (next - Utc::now()).to_std().unwrap_or_default();
+            let at = tokio::time::Instant::now() + wait;
+            if at > deadline {
+                break;
+            }
+            tokio::select! {
+                biased;
+                _ = &mut shutdown => break,
+                _ = tokio::time::sleep_until(at) => {}
+            }
+            tokio::select! {
+                biased;
+                _ = &mut shutdown => break,
+                _ = self.dispatcher.deliver_due(&self.state) => {}
+            }
+        }
+        self.log_left_pending();
+    }
+
+    fn log_left_pending(&self) {
+        if let Ok(pending) = self.state.pending() {
+            let left: u64 = pending.values().map(|(n, _)| n).sum();
+            if left > 0 {
+                tracing::warn!(
+                    deliveries = left,
+                    database = %self.state.label(),
+                    "deliveries still pending at stop; the next run makes them"
+                );
+            }
+        }
     }
 
     /// The tickers any condition watches.
@@ -220,31 +343,76 @@ impl Monitor {
         self.conditions.iter().map(|c| c.ticker.clone()).collect()
     }
 
-    /// Runs one cycle: scan, evaluate, dispatch.
+    /// Runs one cycle: scan, evaluate, commit, deliver.
     pub async fn run_cycle(&mut self) -> Result<CycleReport, SourceError> {
+        self.before_cycle();
         let scan = self.source.scan(&self.watched()).await?;
-        Ok(self.evaluate_and_dispatch(scan).await)
+        let never = std::pin::pin!(std::future::pending::<()>());
+        let (cycle, _) = self.evaluate_and_dispatch(scan, never).await;
+        Ok(cycle)
     }
 
     /// Runs cycles until `shutdown` completes, the cycle limit is reached,
-    /// or a replay runs out. A stop signal never interrupts a dispatch: the
-    /// alerts of the cycle under way are delivered first.
+    /// or a replay runs out. A stop signal is obeyed at once: a scan or a
+    /// delivery pass under way is abandoned (what the cycle decided is
+    /// already committed; cut-short deliveries stay in the outbox).
     pub async fn run(
         &mut self,
         options: &RunOptions,
-        shutdown: impl Future<Output = ()>,
+        shutdown: impl Future<Output = ()> + Send,
     ) -> RunReport {
-        let report = self.run_cycles(options, shutdown).await;
-        self.dispatcher.drain(DRAIN_LIMIT).await;
+        let mut shutdown = std::pin::pin!(shutdown);
+        let report = self.run_cycles(options, shutdown.as_mut()).await;
+        if report.stop == StopReason::Signal {
+            self.log_left_pending();
+        } else {
+            self.drain_until(DRAIN_LIMIT, shutdown).await;
+        }
         report
     }
 
-    async fn run_cycles(
-        &mut self,
-        options: &RunOptions,
-        shutdown: impl Future<Output = ()>,
-    ) -> RunReport {
-        tokio::pin!(shutdown);
+    /// Work done before each cycle: reloads, rearm requests, housekeeping.
+    fn before_cycle(&mut self) {
+        self.apply_reload();
+        match self.state.take_rearm_requests() {
+            Ok(ids) => {
+                for id in ids {
+                    if let Some(known) = self.known.get_mut(&id) {
+                        known.state = ConditionState::default();
+                        self.unsaved.insert(id.clone());
+                        tracing::info!(id = %id, "condition rearmed");
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read rearm requests; will try again"),
+        }
+        let names = self.dispatcher.instance_names();
+        let cutoff = Utc::now()
+            - chrono::Duration::from_std(crate::dispatch::MAX_DELIVERY_AGE).unwrap_or_default();
+        match self.state.give_up_orphans(&names, cutoff) {
+            Ok(orphans) => {
+                for (alert, instance) in orphans {
+                    tracing::error!(notifier = %instance, alerts = %alert, failure = "gave up",
+                        reason = "no such notifier instance any more", "alert not delivered");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot clear deliveries to removed notifiers"),
+        }
+        let due = self
+            .last_forget
+            .is_none_or(|at| at.elapsed() >= Duration::from_secs(24 * 3600));
+        if due {
+            self.last_forget = Some(tokio::time::Instant::now());
+            let cutoff = Utc::now() - chrono::Duration::from_std(HISTORY_KEPT).unwrap_or_default();
+            match self.state.forget_before(cutoff) {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(alerts = n, "old alerts cleared from the history"),
+                Err(e) => tracing::warn!(error = %e, "cannot clear old alerts from the history"),
+            }
+        }
+    }
+
+    async fn run_cycles(&mut self, options: &RunOptions, mut shutdown: Shutdown<'_>) -> RunReport {
         let mut status = MonitorStatus {
             pid: std::process::id(),
             started_at: chrono::Utc::now(),
@@ -255,6 +423,7 @@ impl Monitor {
             last_cycle: None,
             next_cycle_at: None,
             failing_notifiers: Default::default(),
+            pending_deliveries: 0,
         };
         let mut report = RunReport {
             cycles: 0,
@@ -267,7 +436,7 @@ impl Monitor {
         loop {
             let started = tokio::time::Instant::now();
             let started_at = chrono::Utc::now();
-            self.apply_reload();
+            self.before_cycle();
             let watched = self.watched();
             let scanned = tokio::select! {
                 biased;
@@ -291,9 +460,12 @@ impl Monitor {
                 error: None,
             };
             let mut exhausted = false;
+            let mut stopped = false;
             match scanned {
                 Ok(scan) => {
-                    let cycle = self.evaluate_and_dispatch(scan).await;
+                    let (cycle, cut_short) =
+                        self.evaluate_and_dispatch(scan, shutdown.as_mut()).await;
+                    stopped = cut_short;
                     report.alerts_fired += cycle.fired.len() as u64;
                     report.last_error = None;
                     log_cycle(report.cycles, &cycle, started.elapsed());
@@ -313,7 +485,8 @@ impl Monitor {
                 }
             }
             last.took_ms = started.elapsed().as_millis() as u64;
-            let more = !exhausted && options.max_cycles.is_none_or(|max| report.cycles < max);
+            let more =
+                !stopped && !exhausted && options.max_cycles.is_none_or(|max| report.cycles < max);
             status.cycles = report.cycles;
             status.alerts_fired = report.alerts_fired;
             status.last_cycle = Some(last);
@@ -321,13 +494,16 @@ impl Monitor {
                 let wait = options.interval.saturating_sub(started.elapsed());
                 chrono::Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default()
             });
-            status.failing_notifiers = self.dispatcher.failing();
+            self.fill_delivery_status(&mut status);
             self.save_status(&status);
+            if stopped {
+                report.stop = StopReason::Signal;
+                return report;
+            }
             if exhausted {
                 report.stop = StopReason::ReplayFinished;
                 return report;
             }
-
             if options.max_cycles.is_some_and(|max| report.cycles >= max) {
                 report.stop = StopReason::CycleLimit;
                 return report;
@@ -340,18 +516,57 @@ impl Monitor {
                     "cycle took longer than the interval; the next one starts now"
                 );
             }
-            tokio::select! {
-                biased;
-                _ = &mut shutdown => {
-                    report.stop = StopReason::Signal;
-                    return report;
-                }
-                _ = tokio::time::sleep_until(next) => {}
-                _ = woken(self.wake.clone()) => {
-                    tracing::info!("woken early: the next cycle starts now");
+            // Between cycles, retries fall due; each is made on time.
+            loop {
+                let retry_at = self.next_retry();
+                tokio::select! {
+                    biased;
+                    _ = &mut shutdown => {
+                        report.stop = StopReason::Signal;
+                        return report;
+                    }
+                    _ = tokio::time::sleep_until(next) => break,
+                    _ = woken(self.wake.clone()) => {
+                        tracing::info!("woken early: the next cycle starts now");
+                        break;
+                    }
+                    _ = until(retry_at) => {
+                        tokio::select! {
+                            biased;
+                            _ = &mut shutdown => {
+                                report.stop = StopReason::Signal;
+                                return report;
+                            }
+                            _ = self.dispatcher.deliver_due(&self.state) => {}
+                        }
+                        self.fill_delivery_status(&mut status);
+                        self.save_status(&status);
+                    }
                 }
             }
         }
+    }
+
+    /// When the next retry in the outbox falls due, on the monitor's clock.
+    fn next_retry(&self) -> Option<tokio::time::Instant> {
+        let names = self.dispatcher.instance_names();
+        let next = self.state.next_due(&names).ok()??;
+        let wait = (next - Utc::now()).to_std().unwrap_or_default();
+        Some(tokio::time::Instant::now() + wait)
+    }
+
+    fn fill_delivery_status(&self, status: &mut MonitorStatus) {
+        let mut failing = self.dispatcher.failing();
+        status.pending_deliveries = 0;
+        if let Ok(pending) = self.state.pending() {
+            for (instance, (count, error)) in pending {
+                status.pending_deliveries += count;
+                if let Some(error) = error {
+                    failing.insert(instance, format!("{count} pending; last error: {error}"));
+                }
+            }
+        }
+        status.failing_notifiers = failing;
     }
 
     /// Rewrites the status file; a failure is logged, never fatal.
@@ -365,13 +580,63 @@ impl Monitor {
         }
     }
 
-    async fn evaluate_and_dispatch(&mut self, scan: Scan) -> CycleReport {
-        let fired = self.evaluate(&scan);
-        let routed: Vec<(FiredAlert, Option<Vec<String>>)> = fired
+    /// Evaluates the scan, commits, and delivers. The second value says
+    /// whether `shutdown` cut the delivery pass short.
+    async fn evaluate_and_dispatch(
+        &mut self,
+        scan: Scan,
+        shutdown: Shutdown<'_>,
+    ) -> (CycleReport, bool) {
+        let now = Utc::now();
+        let (fired, changes) = self.evaluate(&scan, now);
+        let routed: Vec<(FiredAlert, Vec<String>)> = fired
             .iter()
-            .map(|alert| (alert.clone(), self.route_of(&alert.condition_id)))
+            .map(|alert| {
+                let route = self.route_of(&alert.condition_id);
+                (alert.clone(), self.dispatcher.targets(route.as_deref()))
+            })
             .collect();
-        let dispatch = self.dispatcher.dispatch(&routed).await;
+        let quoted: Vec<&Market> = scan
+            .markets
+            .values()
+            .filter(|m| m.midpoint().is_some())
+            .collect();
+        let commit = CycleCommit {
+            scope: &self.scope,
+            conditions: changes
+                .iter()
+                .map(|id| {
+                    let known = &self.known[id.as_str()];
+                    (id.as_str(), known.fingerprint.clone(), known.state.clone())
+                })
+                .collect(),
+            markets: quoted,
+            fired: routed.iter().map(|(a, t)| (a, t.clone())).collect(),
+        };
+        let committed = self.state.commit_cycle(&commit);
+        drop(commit);
+        let mut cut_short = false;
+        let dispatch = match committed {
+            Ok(()) => {
+                self.unsaved.clear();
+                let mut shutdown = shutdown;
+                tokio::select! {
+                    biased;
+                    _ = &mut shutdown => {
+                        cut_short = true;
+                        DispatchReport::default()
+                    }
+                    report = self.dispatcher.deliver_due(&self.state) => report,
+                }
+            }
+            Err(e) => {
+                // Keep what this cycle learnt for the next commit.
+                self.unsaved.extend(changes);
+                tracing::error!(error = %e, fired = fired.len(),
+                    "cannot save this cycle's state; its alerts are delivered once without the outbox");
+                self.dispatcher.deliver_unrecorded(&routed).await
+            }
+        };
         for (ticker, market) in scan.markets {
             if market.midpoint().is_some() {
                 self.previous.insert(ticker, market);
@@ -387,14 +652,15 @@ impl Monitor {
                 scan.markets_read
             );
         }
-        CycleReport {
+        let report = CycleReport {
             pages: scan.pages,
             markets_read: scan.markets_read,
             truncated: scan.truncated,
             exhausted: scan.exhausted,
             fired,
             dispatch,
-        }
+        };
+        (report, cut_short)
     }
 
     /// The instances a condition's alerts go to; `None` means the defaults.
@@ -405,14 +671,18 @@ impl Monitor {
             .and_then(|c| c.notify.clone())
     }
 
-    fn evaluate(&mut self, scan: &Scan) -> Vec<FiredAlert> {
-        let now = Utc::now();
+    /// Checks every live condition against the scan and what is known of
+    /// it. Returns the alerts that fire and the ids whose state must be
+    /// written (changed now, or not saved before).
+    fn evaluate(
+        &mut self,
+        scan: &Scan,
+        now: chrono::DateTime<Utc>,
+    ) -> (Vec<FiredAlert>, Vec<String>) {
         let mut fired = Vec::new();
+        let mut changed: Vec<String> = Vec::new();
 
         for condition in &self.conditions {
-            if self.fired.contains(&condition.id) {
-                continue;
-            }
             if let ConditionType::Unsupported(kind) = &condition.condition_type {
                 if self.warned.insert(condition.id.clone()) {
                     tracing::warn!(id = %condition.id, kind = %kind, "condition type is not evaluated by this tool; skipped");
@@ -430,15 +700,57 @@ impl Monitor {
                 continue;
             };
             let previous = self.previous.get(&condition.ticker);
-            if let Evaluation::Fired { value } = condition.evaluate(market, previous) {
-                fired.push(FiredAlert::new(condition, market, value, now));
+            let fingerprint = condition.fingerprint();
+            let before = match self.known.get(&condition.id) {
+                Some(known) if known.fingerprint == fingerprint => known.state.clone(),
+                // Never seen, or edited since: start afresh.
+                _ => ConditionState::default(),
+            };
+            let evaluation = condition.evaluate(market, previous);
+            let met = matches!(evaluation, Evaluation::Fired { .. });
+            let policy = condition.repeat_policy();
+            // A crossing or a move is an event between two checks, not a
+            // lasting state: each one is new, even right after another.
+            let basis = if condition.condition_type.needs_previous() {
+                ConditionState {
+                    is_true: false,
+                    ..before.clone()
+                }
+            } else {
+                before.clone()
+            };
+            let fires = policy.fires(met, &basis, now);
+            let value = match evaluation {
+                Evaluation::Fired { value } => Some(value),
+                Evaluation::NotMet => condition.measure(market, previous),
+                Evaluation::NoData => None,
+            };
+            if let (true, Evaluation::Fired { value }) = (fires, &evaluation) {
+                fired.push(FiredAlert::new(condition, market, *value, now));
+            }
+            let after = before.after_check(policy, value, met, fires, now);
+            let fresh = self
+                .known
+                .get(&condition.id)
+                .is_none_or(|known| known.fingerprint != fingerprint);
+            if fresh || after != before || self.unsaved.contains(&condition.id) {
+                changed.push(condition.id.clone());
+            }
+            self.known.insert(
+                condition.id.clone(),
+                StoredCondition {
+                    fingerprint,
+                    state: after,
+                },
+            );
+        }
+        // Rearmed or unsaved conditions not checked this cycle are written too.
+        for id in &self.unsaved {
+            if self.known.contains_key(id) && !changed.contains(id) {
+                changed.push(id.clone());
             }
         }
-
-        for alert in &fired {
-            self.fired.insert(alert.condition_id.clone());
-        }
-        fired
+        (fired, changed)
     }
 }
 
@@ -514,7 +826,7 @@ mod tests {
             vec![
                 vec![market(40, 44)],
                 vec![market(50, 54)],
-                vec![market(40, 44)],
+                vec![market(50, 54)],
             ],
             0,
         );
@@ -537,6 +849,180 @@ mod tests {
         assert_eq!(kinds, ["c1", "c2"]);
         assert!(monitor.run_cycle().await.unwrap().fired.is_empty());
         assert_eq!(sink.0.lock().unwrap().len(), 2);
+    }
+
+    fn frames(prices: &[(i64, i64)]) -> Frames {
+        Frames(prices.iter().map(|&(b, a)| vec![market(b, a)]).collect(), 0)
+    }
+
+    fn with_repeat(mut c: Condition, policy: &str) -> Condition {
+        c.repeat = Some(crate::condition::RepeatPolicy::parse(policy).unwrap());
+        c
+    }
+
+    /// Fires per cycle of `prices` for one condition.
+    async fn firings(c: Condition, prices: &[(i64, i64)]) -> Vec<usize> {
+        let mut monitor = Monitor::new(Box::new(frames(prices)), vec![c], vec![]);
+        let mut out = Vec::new();
+        for _ in prices {
+            out.push(monitor.run_cycle().await.unwrap().fired.len());
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn rearm_fires_again_only_after_the_condition_was_seen_false() {
+        let prices = [(60, 62), (60, 62), (30, 32), (60, 62), (60, 62)];
+        let c = condition("c", "price_above", 0.5);
+        assert_eq!(firings(c.clone(), &prices).await, [1, 0, 0, 1, 0]);
+        assert_eq!(
+            firings(with_repeat(c, "rearm"), &prices).await,
+            [1, 0, 0, 1, 0]
+        );
+    }
+
+    #[tokio::test]
+    async fn once_fires_once_until_rearmed() {
+        let prices = [(60, 62), (30, 32), (60, 62)];
+        let c = with_repeat(condition("c", "price_above", 0.5), "once");
+        assert_eq!(firings(c.clone(), &prices).await, [1, 0, 0]);
+
+        let mut monitor = Monitor::new(Box::new(frames(&[(60, 62)])), vec![c], vec![]);
+        assert_eq!(monitor.run_cycle().await.unwrap().fired.len(), 1);
+        assert_eq!(monitor.run_cycle().await.unwrap().fired.len(), 0);
+        assert!(monitor.state().rearm("c").unwrap());
+        assert_eq!(monitor.run_cycle().await.unwrap().fired.len(), 1);
+        assert_eq!(monitor.run_cycle().await.unwrap().fired.len(), 0);
+    }
+
+    #[tokio::test]
+    async fn cooldown_fires_while_true_at_most_once_per_span() {
+        let c = with_repeat(condition("c", "price_above", 0.5), "cooldown:1s");
+        let mut monitor = Monitor::new(Box::new(frames(&[(60, 62)])), vec![c], vec![]);
+        assert_eq!(monitor.run_cycle().await.unwrap().fired.len(), 1);
+        assert_eq!(monitor.run_cycle().await.unwrap().fired.len(), 0);
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        assert_eq!(monitor.run_cycle().await.unwrap().fired.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_restart_continues_from_the_stored_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let conditions = vec![
+            condition("above", "price_above", 0.5),
+            condition("cross", "price_crosses", 0.5),
+        ];
+        let run = |prices: Vec<(i64, i64)>| {
+            let conditions = conditions.clone();
+            let dir = dir.path().to_path_buf();
+            async move {
+                let sink = Collect::default();
+                let mut monitor = Monitor::new(
+                    Box::new(frames(&prices)),
+                    conditions,
+                    vec![NamedNotifier::new("collect", Box::new(sink.clone()))],
+                );
+                monitor
+                    .use_state(StateStore::open(&dir).unwrap(), "prod")
+                    .unwrap();
+                for _ in &prices {
+                    monitor.run_cycle().await.unwrap();
+                }
+                let mut fired: Vec<String> = sink
+                    .0
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .map(|a| a.condition_id.clone())
+                    .collect();
+                fired.sort();
+                fired
+            }
+        };
+        // Above 0.5: fires; the crossing needs a previous check.
+        assert_eq!(run(vec![(60, 62)]).await, ["above"]);
+        // Still above after a restart: nothing fires again.
+        assert_eq!(run(vec![(60, 62)]).await, Vec::<String>::new());
+        // Below while "down", then a restart sees the crossing from the
+        // stored quote at once.
+        assert_eq!(run(vec![(30, 32)]).await, ["cross"]);
+        assert_eq!(run(vec![(60, 62)]).await, ["above", "cross"]);
+    }
+
+    #[tokio::test]
+    async fn an_edited_threshold_starts_afresh() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = |threshold: f64| {
+            let dir = dir.path().to_path_buf();
+            async move {
+                let mut monitor = Monitor::new(
+                    Box::new(frames(&[(60, 62)])),
+                    vec![condition("c", "price_above", threshold)],
+                    vec![],
+                );
+                monitor
+                    .use_state(StateStore::open(&dir).unwrap(), "prod")
+                    .unwrap();
+                monitor.run_cycle().await.unwrap().fired.len()
+            }
+        };
+        assert_eq!(run(0.5).await, 1);
+        assert_eq!(run(0.5).await, 0);
+        assert_eq!(run(0.55).await, 1);
+    }
+
+    /// Fails every delivery, retryably.
+    struct Down;
+
+    #[async_trait]
+    impl Notifier for Down {
+        async fn notify(&self, _: &FiredAlert) -> Result<(), NotifyError> {
+            Err(NotifyError::retryable("receiver down"))
+        }
+    }
+
+    #[tokio::test]
+    async fn an_undelivered_alert_is_delivered_by_the_next_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = vec![condition("c", "price_above", 0.5)];
+        let mut first = Monitor::new(
+            Box::new(frames(&[(60, 62)])),
+            c.clone(),
+            vec![NamedNotifier::new("hook", Box::new(Down))],
+        );
+        first
+            .use_state(StateStore::open(dir.path()).unwrap(), "prod")
+            .unwrap();
+        let cycle = first.run_cycle().await.unwrap();
+        assert_eq!((cycle.fired.len(), cycle.dispatch.retrying), (1, 1));
+        drop(first);
+
+        let sink = Collect::default();
+        let mut second = Monitor::new(
+            Box::new(frames(&[(60, 62)])),
+            c,
+            vec![NamedNotifier::new("hook", Box::new(sink.clone()))],
+        );
+        second
+            .use_state(StateStore::open(dir.path()).unwrap(), "prod")
+            .unwrap();
+        second.set_delivery_retry(DeliveryRetry {
+            base_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(1),
+            max_retry_after: Duration::from_millis(1),
+        });
+        second.drain(Duration::from_secs(5)).await;
+        let cycle = second.run_cycle().await.unwrap();
+        assert!(cycle.fired.is_empty(), "fired again after a restart");
+        let delivered = sink.0.lock().unwrap();
+        assert_eq!(delivered.len(), 1);
+        assert_eq!(delivered[0].id, cycle_id(dir.path()));
+    }
+
+    fn cycle_id(dir: &std::path::Path) -> String {
+        let history = StateStore::open(dir).unwrap().history(None).unwrap();
+        assert_eq!(history.len(), 1);
+        history[0].alert.id.clone()
     }
 
     #[tokio::test]

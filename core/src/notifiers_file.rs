@@ -2,7 +2,9 @@
 //!
 //! `notifiers.toml` lists `[[notifier]]` tables, each with a `name`, a
 //! `kind` (a registered notifier), whether it receives alerts by `default`,
-//! an optional `timeout` in seconds, and the kind's own settings. Loading
+//! an optional `timeout` in seconds, an optional `max_delivery_age` (how
+//! long a failing delivery is retried, `"24h"` by default), and the kind's
+//! own settings. Loading
 //! validates everything and reports every problem with the file, the
 //! instance and the key; only a file without problems builds notifiers.
 //!
@@ -64,6 +66,8 @@ pub struct Instance {
     pub kind: &'static dyn NotifierKind,
     pub default: bool,
     pub timeout: Duration,
+    /// How long a failing delivery is retried (`max_delivery_age`).
+    pub max_age: Duration,
     /// The kind's settings, with values read from the environment and
     /// defaults filled in.
     pub settings: Settings,
@@ -106,6 +110,7 @@ impl Instance {
             default: self.default,
             timeout: self.timeout,
             secrets: self.secrets.clone(),
+            max_age: self.max_age,
         })
     }
 }
@@ -437,6 +442,28 @@ fn parse_instance(
             crate::notifier::DELIVERY_TIMEOUT
         }
     };
+    let max_age = match entry.remove("max_delivery_age") {
+        None => crate::dispatch::MAX_DELIVERY_AGE,
+        Some(toml::Value::String(text)) => match humantime::parse_duration(text.trim()) {
+            Ok(span) if span >= Duration::from_secs(1) => span,
+            _ => {
+                problem(
+                    "max_delivery_age",
+                    format!(
+                        "expected a duration of at least a second (30m, 24h, 7d), got {text:?}"
+                    ),
+                );
+                crate::dispatch::MAX_DELIVERY_AGE
+            }
+        },
+        Some(other) => {
+            problem(
+                "max_delivery_age",
+                format!("expected a duration as a string (\"24h\"), got {other}"),
+            );
+            crate::dispatch::MAX_DELIVERY_AGE
+        }
+    };
 
     let Some(kind) = kind else {
         return Err(problems);
@@ -483,6 +510,7 @@ fn parse_instance(
         kind,
         default,
         timeout,
+        max_age,
         settings: kind.with_defaults(&settings),
         secrets,
     })

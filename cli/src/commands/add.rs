@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use chrono::{SecondsFormat, Utc};
-use kalshi_alerts_core::condition::{describe, parse_expiry};
+use kalshi_alerts_core::condition::{describe, parse_expiry, RepeatPolicy};
 use kalshi_alerts_core::price::{
     check_decimals, parse_non_negative, parse_probability, Price, MAX_AMOUNT, PRICE_DECIMALS,
 };
@@ -31,6 +31,9 @@ pub fn run(context: &Context, args: AddArgs) -> CliResult<ExitCode> {
     }
     if let Some(names) = &condition.notify {
         say!("Notify: {}", names.join(", "));
+    }
+    if let Some(policy) = condition.repeat {
+        say!("Repeat: {policy}");
     }
     super::hint_if_monitor_runs(context);
     Ok(ExitCode::SUCCESS)
@@ -66,6 +69,13 @@ pub fn build(args: &AddArgs) -> CliResult<Condition> {
         created_at: now.to_rfc3339_opts(SecondsFormat::Micros, false),
         expires_at,
         notify: None,
+        repeat: args
+            .repeat
+            .as_deref()
+            .map(|text| {
+                RepeatPolicy::parse(text).map_err(|e| CliError::invalid(format!("--repeat: {e}")))
+            })
+            .transpose()?,
         extra: Default::default(),
     })
 }

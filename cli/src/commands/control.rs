@@ -89,6 +89,12 @@ fn describe(status: &MonitorStatus) {
     if let Some(next) = &status.next_cycle_at {
         say!("Next cycle: {}", when(next));
     }
+    if status.pending_deliveries > 0 {
+        say!(
+            "Deliveries pending: {} (see `kalshi alerts history`)",
+            status.pending_deliveries
+        );
+    }
     for (name, reason) in &status.failing_notifiers {
         say!(
             "Failing notifier: {name}: {}",

@@ -16,10 +16,15 @@ use crate::error::{CliError, CliResult};
 /// Loads the notifiers file of `context`, if there is one. Every problem in
 /// it is reported, one per line.
 pub fn load_file(context: &Context) -> CliResult<Option<NotifiersFile>> {
-    let path = &context.notifiers_path;
+    load_notifiers(&context.notifiers_path, context.notifiers_explicit)
+}
+
+/// Loads the notifiers file at `path`; `explicit` when the user named it,
+/// so that it must exist.
+pub fn load_notifiers(path: &std::path::Path, explicit: bool) -> CliResult<Option<NotifiersFile>> {
     let env = |name: &str| std::env::var(name).ok();
     match NotifiersFile::load(path, &env) {
-        Ok(None) if context.notifiers_explicit => Err(CliError::invalid(format!(
+        Ok(None) if explicit => Err(CliError::invalid(format!(
             "notifiers file {} does not exist",
             path.display()
         ))),

@@ -2,6 +2,7 @@
 
 pub mod add;
 pub mod control;
+pub mod history;
 pub mod instances;
 pub mod list;
 pub mod monitor;

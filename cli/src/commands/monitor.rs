@@ -6,7 +6,7 @@
 //! A daemon therefore never starts only to die of a mistake in its options.
 
 use std::ffi::OsString;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -14,13 +14,16 @@ use std::time::Duration;
 
 use kalshi_alerts_core::launcher::{find_launcher, launcher_plugins};
 use kalshi_alerts_core::lock::MonitorLock;
+use kalshi_alerts_core::monitor::Reloaded;
 use kalshi_alerts_core::{
     check_base_url, AlertStore, ClientConfig, Condition, FailureKind, KalshiClient, LaunchError,
     LaunchOutcome, MarketSource, Monitor, MonitorJob, ReplaySource, RunOptions, RunReport,
-    StopReason,
+    StateStore, StopReason,
 };
 
-use super::instances::{check_routes, describe_failure, load_file, routes_of, run_checks, Setup};
+use super::instances::{
+    check_routes, describe_failure, load_file, load_notifiers, routes_of, run_checks, Setup,
+};
 use super::Context;
 use crate::args::{MonitorArgs, SourceKind};
 use crate::error::{CliError, CliResult};
@@ -61,7 +64,13 @@ pub fn run(context: &Context, args: MonitorArgs) -> CliResult<ExitCode> {
             let data_dir = context.data_dir.clone();
             let source = build_source(context, &args)?;
             let args = args.clone();
-            move || run_here(&data_dir, source, conditions, &setup, &args)
+            let scope = context.environment.to_string();
+            let notifiers = (context.notifiers_path.clone(), context.notifiers_explicit);
+            move || {
+                run_here(
+                    &data_dir, source, conditions, &setup, &args, &scope, notifiers,
+                )
+            }
         },
     );
 
@@ -204,17 +213,32 @@ fn foreground_args(context: &Context, args: &MonitorArgs) -> Vec<OsString> {
     out
 }
 
-/// Runs the monitor in this process: takes the lock, then cycles until a
-/// signal, the cycle limit or the end of a replay.
+/// Runs the monitor in this process: takes the lock, opens the state
+/// database, then cycles until a signal, the cycle limit or the end of a
+/// replay.
 fn run_here(
     data_dir: &Path,
     source: Box<dyn MarketSource>,
     conditions: Vec<Condition>,
     setup: &Setup,
     args: &MonitorArgs,
+    scope: &str,
+    notifiers: (PathBuf, bool),
 ) -> Result<RunReport, LaunchError> {
+    // A replay is a rehearsal over recorded data: it keeps its state in
+    // memory and leaves the data dir's history alone.
+    let state = match args.source {
+        SourceKind::Replay => StateStore::in_memory(),
+        SourceKind::Api => StateStore::open(data_dir).map_err(|e| {
+            LaunchError::new(format!(
+                "{e} (if the file is damaged, move it away: the monitor starts afresh without it)"
+            ))
+        })?,
+    };
+    // Taken once the database is open: a daemon's launcher returns when it
+    // sees the lock, and the monitor must be able to run by then.
     let mut lock = MonitorLock::acquire(data_dir).map_err(|e| LaunchError::new(e.to_string()))?;
-    let notifiers = setup.build().map_err(|e| LaunchError::new(e.message))?;
+    let built = setup.build().map_err(|e| LaunchError::new(e.message))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -227,14 +251,28 @@ fn run_here(
         max_cycles,
     };
     let count = conditions.len();
-    let names: Vec<_> = notifiers.iter().map(|n| n.name.clone()).collect();
-    let routes = routes_of(&notifiers);
+    let names: Vec<_> = built.iter().map(|n| n.name.clone()).collect();
+    let routes = routes_of(&built);
     let describe = source.describe();
-    let mut monitor = Monitor::new(source, conditions, notifiers);
+    let database = state.label().to_string();
+    let mut monitor = Monitor::new(source, conditions.clone(), built);
+    monitor
+        .use_state(state, scope)
+        .map_err(|e| LaunchError::new(e.to_string()))?;
     monitor.write_status_to(data_dir.join(kalshi_alerts_core::monitor::STATUS_FILE));
     let reload_now = Arc::new(AtomicBool::new(false));
     let wake = Arc::new(tokio::sync::Notify::new());
-    monitor.reload_conditions_with(condition_reload(data_dir, routes, reload_now.clone()));
+    monitor.reload_with(reloader(
+        data_dir,
+        Watched {
+            conditions,
+            routes,
+            setup: setup.clone(),
+            notifiers_path: notifiers.0,
+            notifiers_explicit: notifiers.1,
+        },
+        reload_now.clone(),
+    ));
     monitor.wake_on(wake.clone());
 
     match max_cycles {
@@ -253,7 +291,7 @@ fn run_here(
     }
     tracing::info!(
         pid = std::process::id(), source = %describe, conditions = count,
-        notifiers = %names.join(","), "monitor started"
+        notifiers = %names.join(","), state = %database, "monitor started"
     );
 
     let report = runtime.block_on(async {
@@ -264,7 +302,7 @@ fn run_here(
             watch_hangup(reload_now, wake);
         }
         // The lock lives here, not in the stop future, so that it is held
-        // until the deliveries still being retried at the end are drained.
+        // until the run, and any delivery it drains, is over.
         let stop = async {
             tokio::select! {
                 () = stop_signal() => {}
@@ -275,39 +313,95 @@ fn run_here(
     });
     tracing::info!(cycles = report.cycles, fired = report.alerts_fired, stop = ?report.stop, "monitor stopped");
     // A notifier blocked in a system call (a FIFO nobody reads, a hung
-    // network file system) must not keep the process alive forever.
-    runtime.shutdown_timeout(Duration::from_secs(5));
+    // network file system) must not keep the process alive for long.
+    runtime.shutdown_timeout(Duration::from_secs(1));
     Ok(report)
 }
 
-/// Reads alerts.json again when it changed (or when a SIGHUP asked), so
-/// that edits apply from the next cycle on. A set that cannot be used (bad
-/// JSON, an unreadable expiry, a route the start would have refused) is
-/// refused with the reason, and the last good set stays in use.
-fn condition_reload(
-    data_dir: &Path,
+/// What a running monitor watches for edits, and the set in use.
+struct Watched {
+    conditions: Vec<Condition>,
     routes: Vec<(String, bool)>,
+    setup: Setup,
+    notifiers_path: PathBuf,
+    notifiers_explicit: bool,
+}
+
+/// Reads alerts.json and the notifiers file again when either changed (or
+/// when a SIGHUP asked), so that edits apply from the next cycle on. A set
+/// that cannot be used (bad JSON or TOML, an unreadable expiry, a route to
+/// an instance that is not there, a notifier that cannot be built) is
+/// refused with the reason, and the last good set stays in use.
+fn reloader(
+    data_dir: &Path,
+    mut watched: Watched,
     asked: Arc<AtomicBool>,
-) -> kalshi_alerts_core::monitor::ConditionReload {
+) -> kalshi_alerts_core::monitor::Reload {
     let store = AlertStore::in_dir(data_dir);
     let stamp = |path: &Path| {
         std::fs::metadata(path)
             .ok()
             .map(|m| (m.modified().ok(), m.len()))
     };
-    let mut seen = stamp(store.path());
+    let mut seen_alerts = stamp(store.path());
+    let mut seen_notifiers = stamp(&watched.notifiers_path);
     Box::new(move || {
-        let now = stamp(store.path());
-        if now == seen && !asked.swap(false, Ordering::SeqCst) {
+        let asked = asked.swap(false, Ordering::SeqCst);
+        let alerts_now = stamp(store.path());
+        let notifiers_now = stamp(&watched.notifiers_path);
+        let alerts_changed = asked || alerts_now != seen_alerts;
+        let notifiers_changed = asked || notifiers_now != seen_notifiers;
+        if !alerts_changed && !notifiers_changed {
             return None;
         }
-        seen = now;
-        let conditions = match store.load() {
-            Ok(file) => file.conditions,
-            Err(e) => return Some(Err(e.to_string())),
+        seen_alerts = alerts_now;
+        seen_notifiers = notifiers_now;
+
+        let conditions = if alerts_changed {
+            if !store.path().exists() {
+                return Some(Err(format!(
+                    "{} was deleted; restore it, or stop the monitor",
+                    store.path().display()
+                )));
+            }
+            match store.load() {
+                Ok(file) => file.conditions,
+                Err(e) => return Some(Err(e.to_string())),
+            }
+        } else {
+            watched.conditions.clone()
         };
-        let checked = check_expiries(&conditions).and_then(|()| check_routes(&conditions, &routes));
-        Some(checked.map(|()| conditions).map_err(|e| e.message))
+        if let Err(e) = check_expiries(&conditions) {
+            return Some(Err(e.message));
+        }
+        let mut notifiers = None;
+        let mut routes = watched.routes.clone();
+        if notifiers_changed {
+            let file = match load_notifiers(&watched.notifiers_path, watched.notifiers_explicit) {
+                Ok(file) => file,
+                Err(e) => return Some(Err(e.message)),
+            };
+            let setup = Setup {
+                file,
+                ..watched.setup.clone()
+            };
+            let built = match setup.build() {
+                Ok(built) => built,
+                Err(e) => return Some(Err(e.message)),
+            };
+            routes = routes_of(&built);
+            watched.setup = setup;
+            notifiers = Some(built);
+        }
+        if let Err(e) = check_routes(&conditions, &routes) {
+            return Some(Err(e.message));
+        }
+        watched.routes = routes;
+        watched.conditions = conditions.clone();
+        Some(Ok(Reloaded {
+            conditions: alerts_changed.then_some(conditions),
+            notifiers,
+        }))
     })
 }
 

@@ -26,6 +26,8 @@ pub struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: String,
+    /// How long to wait before answering.
+    pub delay: Duration,
 }
 
 impl Reply {
@@ -34,7 +36,14 @@ impl Reply {
             status,
             headers: Vec::new(),
             body: String::new(),
+            delay: Duration::ZERO,
         }
+    }
+
+    /// Answers only after `delay` (a receiver that hangs).
+    pub fn after(mut self, delay: Duration) -> Reply {
+        self.delay = delay;
+        self
     }
 
     pub fn body(mut self, body: &str) -> Reply {
@@ -78,8 +87,10 @@ impl Request {
 
 struct Shared {
     stop: AtomicBool,
-    /// Replies still to give, in order; once empty, every request gets 200.
+    /// Replies still to give, in order; once empty, every request gets
+    /// `rest`.
     script: Mutex<VecDeque<Reply>>,
+    rest: Mutex<Reply>,
     requests: Mutex<Vec<Request>>,
 }
 
@@ -102,6 +113,7 @@ impl Receiver {
         let shared = Arc::new(Shared {
             stop: AtomicBool::new(false),
             script: Mutex::new(script.into_iter().collect()),
+            rest: Mutex::new(Reply::status(200).body("ok")),
             requests: Mutex::new(Vec::new()),
         });
         let state = Arc::clone(&shared);
@@ -116,6 +128,12 @@ impl Receiver {
     /// `http://127.0.0.1:PORT` followed by `path`.
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Answers every request after the script with `reply` (200 `ok` by
+    /// default), from now on.
+    pub fn answer_rest_with(&self, reply: Reply) {
+        *self.shared.rest.lock().unwrap() = reply;
     }
 
     pub fn requests(&self) -> Vec<Request> {
@@ -178,7 +196,13 @@ fn serve(mut stream: TcpStream, shared: &Shared) {
         .lock()
         .unwrap()
         .pop_front()
-        .unwrap_or_else(|| Reply::status(200).body("ok"));
+        .unwrap_or_else(|| shared.rest.lock().unwrap().clone());
+    if !reply.delay.is_zero() {
+        let deadline = Instant::now() + reply.delay;
+        while Instant::now() < deadline && !shared.stop.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
     let mut head = format!(
         "HTTP/1.1 {} Scripted\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\
          Connection: close\r\n",
