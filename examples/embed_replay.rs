@@ -1,6 +1,7 @@
 //! Embeds the monitor in a program of its own: conditions built in code,
 //! the bundled recorded market data as the source, and a notifier that
-//! prints each alert as it fires. No files, no CLI, no network.
+//! prints each alert as it fires. No files, no CLI, no network: without
+//! `Monitor::use_state`, the state and the outbox live in memory.
 //!
 //! Run with `cargo run -p kalshi-alerts-examples --bin embed_replay`;
 //! `examples/tests/embed_replay.rs` runs it and checks what it prints.
@@ -9,7 +10,7 @@ use std::time::Duration;
 
 use kalshi_alerts_core::{
     async_trait, Condition, ConditionType, FiredAlert, Monitor, NamedNotifier, Notifier,
-    NotifyError, ReplaySource, RunOptions,
+    NotifyError, RepeatPolicy, ReplaySource, RunOptions,
 };
 
 /// Prints one line per alert.
@@ -27,6 +28,9 @@ impl Notifier for Print {
     }
 }
 
+/// A condition that fires once: the replayed prices hover around their
+/// levels, and under the default policy (`rearm`) each crossing or move
+/// would fire again.
 fn condition(kind: ConditionType, ticker: &str, threshold: &str) -> Condition {
     Condition {
         id: format!("{ticker}:{kind}"),
@@ -37,7 +41,7 @@ fn condition(kind: ConditionType, ticker: &str, threshold: &str) -> Condition {
         created_at: String::new(),
         expires_at: None,
         notify: None,
-        repeat: None,
+        repeat: Some(RepeatPolicy::Once),
         extra: Default::default(),
     }
 }

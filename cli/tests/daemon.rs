@@ -148,8 +148,32 @@ fn stop_command_stops_the_daemon() {
         .kalshi()
         .args(["alerts", "stop"])
         .assert()
-        .success()
+        .code(3)
         .stdout(predicate::str::contains("not running"));
+}
+
+#[test]
+fn stop_says_so_when_the_monitor_outlives_the_wait() {
+    let sandbox = sandbox_with_condition();
+    let server = TestServer::start(Scenario::new(fixtures::legacy_markets()));
+    let (pid, _guard) = start_daemon(&sandbox, &server);
+
+    // A stopped process cannot act on SIGTERM until it is continued.
+    signal(pid, libc::SIGSTOP);
+    sandbox
+        .kalshi()
+        .args(["alerts", "stop", "--timeout", "1"])
+        .assert()
+        .code(4)
+        .stderr(predicate::str::contains(format!(
+            "the alert monitor (PID: {pid}) did not stop within 1s; `kill -9 {pid}` forces it"
+        )));
+    signal(pid, libc::SIGCONT);
+    eventually(
+        "the pending SIGTERM to stop it",
+        Duration::from_secs(20),
+        || status_code(&sandbox) == Some(3),
+    );
 }
 
 #[test]
@@ -348,6 +372,12 @@ fn a_daemon_whose_data_dir_is_deleted_takes_its_lock_again() {
         Duration::from_secs(20),
         || status_code(&sandbox) == Some(0),
     );
+    // And to start a new state database where the old one was (its log
+    // went with the directory, so the file is the evidence).
+    eventually("a new state database", Duration::from_secs(20), || {
+        sandbox.data_dir().join("state.sqlite3").exists()
+    });
+
     sandbox.write_alerts(json!([record("c", "price_above", "EUCLIMATE-2030", 0.3)]));
     sandbox
         .kalshi_at(&server.base_url())

@@ -367,7 +367,7 @@ fn monitor_with_digest_mails_one_message_per_check() {
         .unwrap();
     assert!(output.status.success(), "{}", both_outputs(&output));
     assert!(
-        stderr_of(&output).contains("fired=2 delivered=1 failed=0 retrying=0"),
+        stderr_of(&output).contains("fired=2 delivered=2 failed=0 retrying=0"),
         "{}",
         stderr_of(&output)
     );

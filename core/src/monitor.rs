@@ -374,6 +374,7 @@ impl Monitor {
     /// Work done before each cycle: reloads, rearm requests, housekeeping.
     fn before_cycle(&mut self) {
         self.apply_reload();
+        self.replace_lost_database();
         match self.state.take_rearm_requests() {
             Ok(ids) => {
                 for id in ids {
@@ -661,6 +662,26 @@ impl Monitor {
             dispatch,
         };
         (report, cut_short)
+    }
+
+    /// If the database's file is gone (its data dir was deleted under the
+    /// monitor: SQLite would go on writing to the unlinked file), starts a
+    /// new one there and writes all that is known into it at the next
+    /// commit.
+    fn replace_lost_database(&mut self) {
+        if !self.state.file_is_gone() {
+            return;
+        }
+        match self.state.reopen() {
+            Ok(fresh) => {
+                tracing::warn!(database = %fresh.label(),
+                    "the state database was removed while in use; started a new one \
+                     (deliveries pending in the old one are lost)");
+                self.state = fresh;
+                self.unsaved.extend(self.known.keys().cloned());
+            }
+            Err(e) => tracing::error!(error = %e, "cannot start a new state database"),
+        }
     }
 
     /// The instances a condition's alerts go to; `None` means the defaults.

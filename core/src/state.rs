@@ -199,6 +199,8 @@ pub struct StateStore {
     conn: Mutex<Connection>,
     /// The file, or `:memory:`; for messages.
     label: String,
+    /// The data directory, for a database kept in a file.
+    dir: Option<PathBuf>,
 }
 
 fn millis(at: DateTime<Utc>) -> i64 {
@@ -245,7 +247,25 @@ impl StateStore {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(|e| fail(e.to_string()))?;
-        StateStore::prepare(conn, path.display().to_string())
+        let mut store = StateStore::prepare(conn, path.display().to_string())?;
+        store.dir = Some(data_dir.to_path_buf());
+        Ok(store)
+    }
+
+    /// Whether the database's file was removed (with its data directory,
+    /// say) while it was open: writes then fail, and only a new file helps.
+    pub fn file_is_gone(&self) -> bool {
+        self.dir
+            .as_ref()
+            .is_some_and(|dir| !dir.join(FILE_NAME).exists())
+    }
+
+    /// Opens a new database where this one's file was.
+    pub fn reopen(&self) -> Result<StateStore, StateError> {
+        match &self.dir {
+            Some(dir) => StateStore::open(dir),
+            None => Ok(StateStore::in_memory()),
+        }
     }
 
     /// Opens the database in `data_dir` if there is one; `None` when no
@@ -302,6 +322,7 @@ impl StateStore {
         Ok(StateStore {
             conn: Mutex::new(conn),
             label,
+            dir: None,
         })
     }
 

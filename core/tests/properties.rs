@@ -12,7 +12,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use kalshi_alerts_core::condition::{parse_expiry, parse_timestamp};
+use kalshi_alerts_core::condition::{parse_expiry, parse_timestamp, ConditionState, RepeatPolicy};
 use kalshi_alerts_core::market::MarketError;
 use kalshi_alerts_core::notifier::{
     Notifier, NotifierPlugin, NotifyError, SettingKind, SettingSpec, Settings, SettingsError,
@@ -418,6 +418,57 @@ proptest! {
 }
 
 // ---------------------------------------------------------------------------
+// core::condition: repeat policies
+// ---------------------------------------------------------------------------
+
+fn repeat_text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("rearm".to_string()),
+        Just("once".to_string()),
+        expiry_text().prop_map(|d| format!("cooldown:{d}")),
+        any_text(),
+    ]
+}
+
+proptest! {
+    #![proptest_config(config(512))]
+
+    #[test]
+    fn repeat_policies_never_panic_name_the_input_and_round_trip(text in repeat_text()) {
+        match RepeatPolicy::parse(&text) {
+            Ok(policy) => {
+                let shown = policy.to_string();
+                prop_assert_eq!(RepeatPolicy::parse(&shown), Ok(policy), "{}", shown);
+            }
+            Err(e) => prop_assert!(e.contains(&format!("{:?}", text.trim())), "{e}"),
+        }
+    }
+
+    #[test]
+    fn a_policy_never_fires_a_condition_that_is_not_met(
+        text in repeat_text(),
+        is_true in any::<bool>(),
+        spent in any::<bool>(),
+        fired_secs_ago in prop::option::of(0i64..1_000_000),
+    ) {
+        let Ok(policy) = RepeatPolicy::parse(&text) else { return Ok(()) };
+        let now = Utc::now();
+        let state = ConditionState {
+            last_value: None,
+            is_true,
+            spent,
+            last_fired_at: fired_secs_ago.map(|s| now - chrono::Duration::seconds(s)),
+        };
+        prop_assert!(!policy.fires(false, &state, now));
+        // What fired is remembered: the same check does not fire twice.
+        if policy.fires(true, &state, now) {
+            let after = state.after_check(policy, Some(Decimal::ONE), true, true, now);
+            prop_assert!(!policy.fires(true, &after, now), "{policy} fired twice at once");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
 // core::condition: Condition records
 // ---------------------------------------------------------------------------
 
@@ -430,6 +481,7 @@ const CONDITION_KEYS: &[&str] = &[
     "created_at",
     "expires_at",
     "notify",
+    "repeat",
 ];
 
 const KNOWN_TYPES: &[&str] = &[
@@ -472,6 +524,7 @@ fn plausible_condition_field(key: &'static str) -> BoxedStrategy<Value> {
             expiry_text().prop_map(Value::String),
         ]
         .boxed(),
+        "repeat" => repeat_text().prop_map(Value::String).boxed(),
         "notify" => prop_oneof![
             Just(Value::Null),
             prop::collection::vec("[a-z-]{1,8}".prop_map(Value::String), 0..4)

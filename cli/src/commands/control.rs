@@ -13,6 +13,8 @@ use crate::output::say;
 
 /// LSB's "program is not running" status code.
 const NOT_RUNNING: u8 = 3;
+/// `stop`'s exit code when the monitor outlived the wait.
+const STILL_RUNNING: u8 = 4;
 
 pub fn status(context: &Context, as_json: bool) -> CliResult<ExitCode> {
     let running = holder(context)?;
@@ -109,7 +111,7 @@ pub fn stop(context: &Context, timeout: u64) -> CliResult<ExitCode> {
             "Alert monitor is not running for {}",
             context.data_dir.display()
         );
-        return Ok(ExitCode::SUCCESS);
+        return Ok(ExitCode::from(NOT_RUNNING));
     };
     terminate(pid)?;
 
@@ -121,9 +123,12 @@ pub fn stop(context: &Context, timeout: u64) -> CliResult<ExitCode> {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    Err(CliError::invalid(format!(
-        "the alert monitor (PID: {pid}) did not stop within {timeout}s; `kill -9 {pid}` forces it"
-    )))
+    Err(CliError {
+        code: STILL_RUNNING,
+        message: format!(
+            "the alert monitor (PID: {pid}) did not stop within {timeout}s; `kill -9 {pid}` forces it"
+        ),
+    })
 }
 
 /// The PID of the monitor holding the lock, waiting briefly for one that
