@@ -48,6 +48,27 @@ pub enum Command {
     /// The notifier plugins loaded at run time from shared libraries.
     #[command(subcommand)]
     Plugins(PluginsCommand),
+
+    /// Print a shell completion script: `kalshi completions bash > ~/.local/share/bash-completion/completions/kalshi`.
+    #[command(after_help = "Install:\n  \
+        bash:        kalshi completions bash > ~/.local/share/bash-completion/completions/kalshi\n  \
+        zsh:         kalshi completions zsh > ~/.zfunc/_kalshi   (with fpath+=~/.zfunc before compinit)\n  \
+        fish:        kalshi completions fish > ~/.config/fish/completions/kalshi.fish\n  \
+        powershell:  kalshi completions powershell >> $PROFILE")]
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+
+    /// Print the manual page (roff), or write one page per command into a directory.
+    #[command(after_help = "Read it:  kalshi man | man -l -\n\
+        Install:  kalshi man --out-dir ~/.local/share/man/man1")]
+    Man {
+        /// Write kalshi.1 and a page per subcommand (kalshi-alerts-add.1, ...) into DIR.
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -68,6 +68,8 @@ fn run(cli: Cli) -> CliResult<ExitCode> {
         Command::Plugins(PluginsCommand::List { json }) => {
             return commands::plugins::list(&context, json)
         }
+        Command::Completions { shell } => return commands::manual::completions(shell),
+        Command::Man { out_dir } => return commands::manual::man(out_dir.as_deref()),
     };
     match command {
         AlertsCommand::Add(args) => commands::add::run(&context, args),
@@ -95,6 +97,7 @@ fn uses_the_registry(command: &Command) -> bool {
         Command::Alerts(_) => false,
         Command::Notifiers(NotifiersCommand::Docs) => false,
         Command::Notifiers(_) | Command::Plugins(_) => true,
+        Command::Completions { .. } | Command::Man { .. } => false,
     }
 }
 

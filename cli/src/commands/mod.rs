@@ -5,6 +5,7 @@ pub mod control;
 pub mod history;
 pub mod instances;
 pub mod list;
+pub mod manual;
 pub mod monitor;
 pub mod notifiers;
 pub mod plugins;
