@@ -9,7 +9,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(name = "kalshi", version, propagate_version = true)]
 #[command(
     after_help = "Environment: KALSHI_ENVIRONMENT (prod|demo), KALSHI_API_BASE_URL \
-    (overrides both API hosts), KALSHI_DATA_DIR, KALSHI_LOG (log filter, e.g. debug), \
+    (overrides both API hosts), KALSHI_DATA_DIR, KALSHI_LOG or RUST_LOG (log filter, e.g. \
+    debug or kalshi_alerts_core=trace; overrides -v/-q), NO_COLOR (no colour in auto mode), \
     KALSHI_PLUGIN_PATH (plugin directories, separated like PATH)."
 )]
 pub struct Cli {
@@ -22,6 +23,24 @@ pub struct Cli {
     #[arg(long, global = true, env = "KALSHI_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
 
+    /// More log detail: -v debug, -vv trace (KALSHI_LOG or RUST_LOG, if set, decide instead).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+
+    /// Less log detail: -q warnings and errors only, -qq errors only.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub quiet: u8,
+
+    /// When to colour the log: auto (on a terminal, unless NO_COLOR is set), always, never.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "auto",
+        value_name = "WHEN"
+    )]
+    pub color: ColorChoice,
+
     /// The notifier instances file [default: notifiers.toml in the data dir].
     #[arg(
         long = "notifiers",
@@ -33,6 +52,27 @@ pub struct Cli {
 
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// When to use colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+impl Cli {
+    /// The log filter the flags ask for: `info` by default.
+    pub fn log_level(&self) -> &'static str {
+        match (self.verbose, self.quiet) {
+            (0, 0) => "info",
+            (1, _) => "debug",
+            (v, _) if v >= 2 => "trace",
+            (_, 1) => "warn",
+            _ => "error",
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -21,7 +21,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use args::{AlertsCommand, Cli, Command, NotifiersCommand, PluginsCommand};
+use args::{AlertsCommand, Cli, ColorChoice, Command, NotifiersCommand, PluginsCommand};
 use error::CliResult;
 
 /// Runs the `kalshi` command line with the arguments and environment of
@@ -31,7 +31,7 @@ use error::CliResult;
 pub fn main() -> ExitCode {
     kalshi_alerts_plugins::link();
     let cli = Cli::parse();
-    init_logging();
+    init_logging(cli.log_level(), cli.color);
 
     match run(cli) {
         Ok(code) => match output::write_failure() {
@@ -101,14 +101,26 @@ fn uses_the_registry(command: &Command) -> bool {
     }
 }
 
-/// Logs go to stderr, filtered by `KALSHI_LOG` (default `info`), so that
-/// stdout carries only what a command prints for its user.
-fn init_logging() {
-    let filter = EnvFilter::try_from_env("KALSHI_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+/// Logs go to stderr, so that stdout carries only what a command prints for
+/// its user. The filter is `KALSHI_LOG`, else `RUST_LOG`, else the level
+/// the flags ask for (`info` by default). Colour follows `--color`; in auto
+/// mode, only on a terminal and never when `NO_COLOR` is set.
+fn init_logging(level: &str, color: ColorChoice) {
+    let filter = EnvFilter::try_from_env("KALSHI_LOG")
+        .or_else(|_| EnvFilter::try_from_env("RUST_LOG"))
+        .unwrap_or_else(|_| EnvFilter::new(level));
+    let ansi = match color {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            std::io::stderr().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        }
+    };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(ansi)
         .log_internal_errors(false)
         .init();
 }

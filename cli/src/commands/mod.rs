@@ -28,6 +28,8 @@ pub struct Context {
     pub notifiers_path: PathBuf,
     /// Whether the user named the notifiers file (then it must exist).
     pub notifiers_explicit: bool,
+    /// `-v`/`-q` as given, for a daemon's background copy.
+    pub log_flags: Vec<String>,
 }
 
 impl Context {
@@ -46,6 +48,9 @@ impl Context {
             data_dir,
             notifiers_path,
             notifiers_explicit: cli.notifiers_file.is_some(),
+            log_flags: std::iter::repeat_n("-v".to_string(), cli.verbose.into())
+                .chain(std::iter::repeat_n("-q".to_string(), cli.quiet.into()))
+                .collect(),
         })
     }
 

@@ -197,6 +197,7 @@ fn foreground_args(context: &Context, args: &MonitorArgs) -> Vec<OsString> {
     if let Some(kinds) = &args.notifiers {
         out.extend(["--notifier".into(), kinds.join(",").into()]);
     }
+    out.extend(context.log_flags.iter().map(OsString::from));
     if args.once {
         out.push("--once".into());
     }

@@ -1,6 +1,7 @@
-//! `kalshi completions` and `kalshi man`, through the real binary: each
-//! shell's script names the commands, bash accepts its script, and the
-//! manual pages render with every command.
+//! What makes `kalshi` behave like the other tools of a terminal, through
+//! the real binary: completion scripts (bash completes from its own),
+//! manual pages, `-v`/`-q` with `KALSHI_LOG`/`RUST_LOG` over them, and
+//! colour only when asked or on a terminal without `NO_COLOR`.
 
 mod common;
 
@@ -89,4 +90,60 @@ fn the_manual_renders_and_a_page_per_command_is_written() {
     }
     let add = std::fs::read_to_string(dir.join("kalshi-alerts-add.1")).unwrap();
     assert!(add.contains("\\-\\-repeat"), "{add}");
+}
+
+/// A `--once` check of one condition over the recorded markets, with `args`
+/// before the command and `env` set; returns stderr.
+fn check_logs(args: &[&str], env: &[(&str, &str)]) -> String {
+    let sandbox = Sandbox::new();
+    sandbox.write_alerts(serde_json::json!([common::record(
+        "c",
+        "price_above",
+        "EUCLIMATE-2030",
+        0.3
+    )]));
+    let server = kalshi_test_server::TestServer::start(kalshi_test_server::Scenario::new(
+        kalshi_test_server::fixtures::legacy_markets(),
+    ));
+    let mut command = sandbox.kalshi_at(&server.base_url());
+    command.env_remove("KALSHI_LOG");
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let output = command
+        .args(args)
+        .args(["alerts", "monitor", "--once", "--notifier", "log"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    common::stderr_of(&output)
+}
+
+#[test]
+fn verbosity_flags_set_the_log_level_and_the_environment_overrides_them() {
+    let default = check_logs(&[], &[]);
+    assert!(default.contains(" INFO "), "{default}");
+    assert!(!default.contains("DEBUG"), "{default}");
+
+    let quiet = check_logs(&["-q"], &[]);
+    assert!(!quiet.contains(" INFO "), "{quiet}");
+    assert!(check_logs(&["-qq"], &[]).is_empty());
+
+    let verbose = check_logs(&["-v"], &[]);
+    assert!(verbose.contains("DEBUG"), "{verbose}");
+    assert!(!verbose.contains("TRACE"), "{verbose}");
+
+    let overridden = check_logs(&["-q"], &[("RUST_LOG", "debug")]);
+    assert!(overridden.contains("DEBUG"), "{overridden}");
+    let ours_first = check_logs(&["-v"], &[("KALSHI_LOG", "error"), ("RUST_LOG", "debug")]);
+    assert!(ours_first.is_empty(), "{ours_first}");
+}
+
+#[test]
+fn colour_only_when_asked_or_on_a_terminal_without_no_color() {
+    let escape = "\u{1b}[";
+    assert!(!check_logs(&[], &[]).contains(escape), "piped: no colour");
+    assert!(check_logs(&["--color", "always"], &[]).contains(escape));
+    assert!(!check_logs(&["--color", "never"], &[]).contains(escape));
+    assert!(!check_logs(&[], &[("NO_COLOR", "1")]).contains(escape));
 }
