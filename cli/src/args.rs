@@ -89,6 +89,10 @@ pub enum Command {
     #[command(subcommand)]
     Plugins(PluginsCommand),
 
+    /// Where the settings come from: flags, environment, kalshi.toml files, defaults.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+
     /// Print a shell completion script: `kalshi completions bash > ~/.local/share/bash-completion/completions/kalshi`.
     #[command(after_help = "Install:\n  \
         bash:        kalshi completions bash > ~/.local/share/bash-completion/completions/kalshi\n  \
@@ -108,6 +112,24 @@ pub enum Command {
         /// Write kalshi.1 and a page per subcommand (kalshi-alerts-add.1, ...) into DIR.
         #[arg(long, value_name = "DIR")]
         out_dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Each setting's value and where it came from: the command line, an environment
+    /// variable, kalshi.toml in the data dir, the user's kalshi.toml, or the default.
+    #[command(
+        after_help = "Files, in order of precedence after flags and environment:\n  \
+        DATA_DIR/kalshi.toml\n  \
+        $XDG_CONFIG_HOME/kalshi/kalshi.toml (else ~/.config/kalshi/kalshi.toml)\n\n\
+        Keys: env = \"prod\"|\"demo\", data_dir = \"PATH\" (user's file only), \
+        notifiers = \"PATH\", interval = SECONDS. Relative paths are relative to the file."
+    )]
+    Show {
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 

@@ -12,16 +12,19 @@
 
 mod args;
 mod commands;
+mod config;
 mod error;
 mod output;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use tracing_subscriber::EnvFilter;
 
-use args::{AlertsCommand, Cli, ColorChoice, Command, NotifiersCommand, PluginsCommand};
+use args::{
+    AlertsCommand, Cli, ColorChoice, Command, ConfigCommand, NotifiersCommand, PluginsCommand,
+};
 use error::CliResult;
 
 /// Runs the `kalshi` command line with the arguments and environment of
@@ -30,10 +33,18 @@ use error::CliResult;
 /// at run time) is available.
 pub fn main() -> ExitCode {
     kalshi_alerts_plugins::link();
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     init_logging(cli.log_level(), cli.color);
+    let sources = match config::resolve(&mut cli, &matches) {
+        Ok(sources) => sources,
+        Err(e) => {
+            output::error_line(format_args!("error: {}", e.message));
+            return ExitCode::from(e.code);
+        }
+    };
 
-    match run(cli) {
+    match run(cli, &sources) {
         Ok(code) => match output::write_failure() {
             Some(reason) => {
                 output::error_line(format_args!(
@@ -50,7 +61,7 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> CliResult<ExitCode> {
+fn run(cli: Cli, sources: &config::Sources) -> CliResult<ExitCode> {
     let context = commands::Context::new(&cli)?;
     if uses_the_registry(&cli.command) {
         commands::plugins::load(&context);
@@ -67,6 +78,9 @@ fn run(cli: Cli) -> CliResult<ExitCode> {
         }
         Command::Plugins(PluginsCommand::List { json }) => {
             return commands::plugins::list(&context, json)
+        }
+        Command::Config(ConfigCommand::Show { json }) => {
+            return commands::config::show(&context, sources, json)
         }
         Command::Completions { shell } => return commands::manual::completions(shell),
         Command::Man { out_dir } => return commands::manual::man(out_dir.as_deref()),
@@ -97,7 +111,7 @@ fn uses_the_registry(command: &Command) -> bool {
         Command::Alerts(_) => false,
         Command::Notifiers(NotifiersCommand::Docs) => false,
         Command::Notifiers(_) | Command::Plugins(_) => true,
-        Command::Completions { .. } | Command::Man { .. } => false,
+        Command::Config(_) | Command::Completions { .. } | Command::Man { .. } => false,
     }
 }
 

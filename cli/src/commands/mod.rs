@@ -1,6 +1,7 @@
 //! One module per command; [`Context`] carries what they share.
 
 pub mod add;
+pub mod config;
 pub mod control;
 pub mod history;
 pub mod instances;

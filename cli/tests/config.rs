@@ -1,0 +1,165 @@
+//! `kalshi.toml` files and `kalshi config show`, through the real binary:
+//! flags over environment over the data dir's file over the user's file
+//! over defaults, the monitor taking its interval from a file, and bad
+//! files refused with the file and the key.
+
+mod common;
+
+use common::{record, stderr_of, stdout_of, Sandbox};
+use kalshi_test_server::{fixtures, Scenario, TestServer};
+use serde_json::{json, Value};
+
+fn write(path: &std::path::Path, text: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+/// `config show --json` with the user's config dir in the sandbox.
+fn show(sandbox: &Sandbox, args: &[&str], env: &[(&str, &str)]) -> Value {
+    let mut command = sandbox.kalshi();
+    command
+        .env_remove("KALSHI_DATA_DIR")
+        .env("XDG_CONFIG_HOME", sandbox.path("xdg"));
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let output = command
+        .args(args)
+        .args(["config", "show", "--json"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[test]
+fn each_value_comes_from_the_first_place_that_sets_it() {
+    let sandbox = Sandbox::new();
+    let user = sandbox.path("xdg/kalshi/kalshi.toml");
+    write(
+        &user,
+        "data_dir = \"../../mydata\"\nenv = \"demo\"\nnotifiers = \"n.toml\"\ninterval = 99\n",
+    );
+    let shown = show(&sandbox, &[], &[]);
+    let settings = &shown["settings"];
+    let from_user = format!("file {}", user.display());
+    assert_eq!(
+        settings["env"],
+        json!({"value": "demo", "source": from_user})
+    );
+    assert_eq!(settings["interval"]["value"], "99");
+    assert_eq!(settings["data_dir"]["source"], from_user);
+    assert!(settings["notifiers"]["value"]
+        .as_str()
+        .unwrap()
+        .ends_with("kalshi/n.toml"));
+
+    // The data dir's file wins over the user's.
+    let data_dir = std::path::PathBuf::from(settings["data_dir"]["value"].as_str().unwrap());
+    let local = data_dir.join("kalshi.toml");
+    write(&local, "interval = 15\n");
+    let shown = show(&sandbox, &[], &[]);
+    assert_eq!(
+        shown["settings"]["interval"],
+        json!({"value": "15", "source": format!("file {}", local.display())})
+    );
+    assert_eq!(shown["settings"]["env"]["value"], "demo");
+
+    // The environment wins over the files, and a flag over the environment.
+    let shown = show(&sandbox, &[], &[("KALSHI_ENVIRONMENT", "prod")]);
+    assert_eq!(
+        shown["settings"]["env"],
+        json!({"value": "prod", "source": "environment (KALSHI_ENVIRONMENT)"})
+    );
+    let shown = show(
+        &sandbox,
+        &["--env", "demo"],
+        &[("KALSHI_ENVIRONMENT", "prod")],
+    );
+    assert_eq!(shown["settings"]["env"]["source"], "command line (--env)");
+
+    // `~/` is the home directory.
+    write(&user, "data_dir = \"~/kalshi-data\"\n");
+    let shown = show(
+        &sandbox,
+        &[],
+        &[("HOME", sandbox.path("home").to_str().unwrap())],
+    );
+    assert_eq!(
+        shown["settings"]["data_dir"]["value"],
+        sandbox.path("home/kalshi-data").display().to_string()
+    );
+
+    // Without files, the defaults.
+    let bare = Sandbox::new();
+    let shown = show(&bare, &[], &[]);
+    for key in ["env", "data_dir", "interval"] {
+        assert_eq!(shown["settings"][key]["source"], "default", "{key}");
+    }
+    assert_eq!(shown["settings"]["env"]["value"], "prod");
+    assert_eq!(shown["settings"]["interval"]["value"], "60");
+    let text = stdout_of(
+        &bare
+            .kalshi()
+            .env("XDG_CONFIG_HOME", bare.path("xdg"))
+            .args(["config", "show"])
+            .output()
+            .unwrap(),
+    );
+    assert!(text.contains("Config files, the first wins:"), "{text}");
+    assert!(text.contains("(absent)"), "{text}");
+}
+
+#[test]
+fn the_monitor_takes_its_interval_from_the_data_dirs_file() {
+    let sandbox = Sandbox::new();
+    sandbox.write_alerts(json!([record("c", "price_above", "EUCLIMATE-2030", 0.3)]));
+    write(&sandbox.data_dir().join("kalshi.toml"), "interval = 1\n");
+    let server = TestServer::start(Scenario::new(fixtures::legacy_markets()));
+    let output = sandbox
+        .kalshi_at(&server.base_url())
+        .args(["alerts", "monitor", "--cycles", "2", "--notifier", "log"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    assert!(
+        stdout_of(&output).contains("(2 checks, every 1s)"),
+        "{}",
+        stdout_of(&output)
+    );
+}
+
+#[test]
+fn a_bad_file_is_refused_naming_the_file_and_the_key() {
+    let sandbox = Sandbox::new();
+    let local = sandbox.data_dir().join("kalshi.toml");
+    for (text, problem) in [
+        (
+            "colour = true\n",
+            "key colour: unknown; the keys are env, data_dir, notifiers and interval",
+        ),
+        (
+            "env = \"staging\"\n",
+            "key env: expected \"prod\" or \"demo\", got \"staging\"",
+        ),
+        (
+            "interval = -5\n",
+            "key interval: expected whole seconds, got -5",
+        ),
+        (
+            "data_dir = \"elsewhere\"\n",
+            "key data_dir: the data dir's own file cannot move the data dir",
+        ),
+        ("env = \n", "not valid TOML"),
+    ] {
+        write(&local, text);
+        let output = sandbox.kalshi().args(["alerts", "list"]).output().unwrap();
+        assert_eq!(output.status.code(), Some(1), "{text}");
+        let stderr = stderr_of(&output);
+        assert!(
+            stderr.contains(&format!("config file {}", local.display())),
+            "{stderr}"
+        );
+        assert!(stderr.contains(problem), "{text}: {stderr}");
+    }
+}
