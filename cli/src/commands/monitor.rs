@@ -297,9 +297,11 @@ fn run_here(
 
     let report = runtime.block_on(async {
         // In a terminal, SIGHUP keeps its usual meaning: the terminal went
-        // away, so the monitor stops. A daemon has no terminal; for it a
-        // SIGHUP is a request to reload.
-        if std::env::var_os(DAEMON_CHILD).is_some() {
+        // away, so the monitor stops. A daemon, or a monitor run by a
+        // supervisor (systemd, launchd: standard input is not a terminal),
+        // has none; for it a SIGHUP is a request to reload.
+        let no_terminal = !std::io::IsTerminal::is_terminal(&std::io::stdin());
+        if std::env::var_os(DAEMON_CHILD).is_some() || no_terminal {
             watch_hangup(reload_now, wake);
         }
         // The lock lives here, not in the stop future, so that it is held
