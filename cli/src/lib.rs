@@ -27,6 +27,13 @@ use args::{
 };
 use error::CliResult;
 
+/// The command line's definition, as clap sees it: what `--help`, the
+/// completions and the manual pages are made from. The docs are checked
+/// against it.
+pub fn command() -> clap::Command {
+    Cli::command()
+}
+
 /// Runs the `kalshi` command line with the arguments and environment of
 /// this process, and returns its exit code. Every notifier and launcher
 /// registered in the program (the built-in ones, any linked in, any loaded
