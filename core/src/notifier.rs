@@ -44,6 +44,16 @@ pub trait Notifier: Send + Sync {
     async fn check(&self) -> Result<(), NotifyError> {
         Ok(())
     }
+
+    /// What this instance's settings weaken, one sentence each: TLS
+    /// certificates that are not checked, say. Whoever builds the instance
+    /// to deliver logs them with its name, and `notifiers check` and
+    /// `notifiers list` show them beside it. The default has none, and so
+    /// has every instance of a kind loaded at run time: the plugin C ABI
+    /// has no call for them.
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Whether a failed delivery is worth trying again.

@@ -5,6 +5,7 @@ pub mod desktop;
 pub mod email;
 pub mod file;
 pub mod log;
+mod tls;
 pub mod webhook;
 
 /// The names the built-in notifiers register under.

@@ -4,6 +4,7 @@
 //! The URL is a secret (Slack and Discord put a token in its path; an ntfy
 //! topic is its own password), so no message this notifier writes names
 //! it, and anything a receiver echoes back has the URL's parts masked.
+//! An https receiver's certificate is checked as `super::tls` describes.
 
 mod payload;
 #[cfg(test)]
@@ -23,6 +24,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT
 use reqwest::{StatusCode, Url};
 use serde_json::Value;
 
+use super::tls::{self, Trust};
 use payload::{Format, NtfyOptions};
 
 pub const NAME: &str = "webhook";
@@ -93,6 +95,8 @@ const SETTINGS: &[SettingSpec] = &[
         help: "extra HTTP headers for every request, e.g. { X-Team = \"ops\" }; not for \
                secrets, which belong in url or bearer_token",
     },
+    tls::CA_FILE,
+    tls::TLS_VERIFY,
     SettingSpec {
         name: "ntfy_priority",
         kind: SettingKind::Choice(NTFY_PRIORITIES),
@@ -124,6 +128,8 @@ struct WebhookNotifier {
     /// and errors: a 404 page often echoes the path, and the path is the
     /// token.
     url_parts: Vec<String>,
+    /// Set when `tls_verify = false`.
+    warnings: Vec<String>,
 }
 
 #[async_trait]
@@ -154,6 +160,10 @@ impl Notifier for WebhookNotifier {
 
     // No `check`: a webhook cannot be asked whether it would accept a
     // message without sending one, and build has already parsed the URL.
+
+    fn warnings(&self) -> Vec<String> {
+        self.warnings.clone()
+    }
 }
 
 impl WebhookNotifier {
@@ -218,10 +228,16 @@ impl WebhookNotifier {
         }
     }
 
-    /// No response: every transport failure (refused, reset, timed out, a
-    /// name that did not resolve) may pass later. reqwest's own text names
-    /// the URL, so only the root cause is quoted.
+    /// No response. A refused certificate or a failed TLS handshake will
+    /// fail the same way until a setting or the server changes; any other
+    /// transport failure (refused, reset, timed out, a name that did not
+    /// resolve) may pass later. reqwest's own text names the URL, so only
+    /// the root cause is quoted.
     fn transport_failure(&self, error: reqwest::Error) -> NotifyError {
+        if let Some(refusal) = tls::tls_refusal(&error) {
+            let text = mask(&tls::describe_refusal(refusal), &self.url_parts);
+            return NotifyError::permanent(format!("{}: {text}", self.what()));
+        }
         let what = if error.is_connect() {
             "cannot connect"
         } else if error.is_timeout() {
@@ -284,14 +300,24 @@ fn build(settings: &Settings) -> Result<Box<dyn Notifier>, SettingsError> {
             .to_string(),
         tags: ntfy_tags(settings.get("ntfy_tags"))?,
     };
+    if url.scheme() == "http" {
+        refuse_tls_settings_for_plain_http(settings)?;
+    }
+    let trust = Trust::from_settings(NAME, settings)?;
     let client = reqwest::Client::builder()
         .connect_timeout(CONNECT_TIMEOUT)
         // A redirected POST may turn into a GET or carry the body to a host
         // the user never named; a webhook has no reason to redirect.
         .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("kalshi-alerts/", env!("CARGO_PKG_VERSION")))
+        .user_agent(concat!("kalshi-alerts/", env!("CARGO_PKG_VERSION")));
+    let client = trusting(client, &trust)?
         .build()
-        .map_err(|e| refused("url", format!("the HTTP client cannot be set up: {e}")))?;
+        .map_err(|e| match &trust {
+            Trust::Checked(extra) if !extra.is_empty() => {
+                refused(tls::CA_FILE.name, format!("cannot be used: {e}"))
+            }
+            _ => refused("url", format!("the HTTP client cannot be set up: {e}")),
+        })?;
     // Everything secret is masked in quoted text before it is cut, so
     // that a cut cannot leave half a token showing.
     let mut url_parts = url_parts(&url);
@@ -305,7 +331,45 @@ fn build(settings: &Settings) -> Result<Box<dyn Notifier>, SettingsError> {
         headers,
         ntfy,
         url_parts,
+        warnings: trust.warnings(),
     }))
+}
+
+/// `client` checking certificates as `trust` says.
+fn trusting(
+    mut client: reqwest::ClientBuilder,
+    trust: &Trust,
+) -> Result<reqwest::ClientBuilder, SettingsError> {
+    match trust {
+        Trust::Checked(extra) => {
+            for certificate in extra {
+                let certificate = reqwest::Certificate::from_der(certificate)
+                    .map_err(|e| refused(tls::CA_FILE.name, format!("cannot be used: {e}")))?;
+                client = client.add_root_certificate(certificate);
+            }
+            Ok(client)
+        }
+        Trust::Unchecked => Ok(client.danger_accept_invalid_certs(true)),
+    }
+}
+
+/// `ca_file` and `tls_verify` say how to check an https server; with an
+/// http:// URL they would do nothing, which is most likely a mistake in
+/// the URL. The URL is a secret, so only its scheme is named.
+fn refuse_tls_settings_for_plain_http(settings: &Settings) -> Result<(), SettingsError> {
+    let given = |spec: &SettingSpec| settings.get(spec.name).is_some_and(|v| !v.is_null());
+    let unchecked = settings.get(tls::TLS_VERIFY.name) == Some(&Value::Bool(false));
+    let key = if given(&tls::CA_FILE) {
+        tls::CA_FILE.name
+    } else if unchecked {
+        tls::TLS_VERIFY.name
+    } else {
+        return Ok(());
+    };
+    Err(refused(
+        key,
+        "applies only to an https:// url, and the url is http://; use https or remove it".into(),
+    ))
 }
 
 fn refused(key: &str, problem: String) -> SettingsError {

@@ -9,7 +9,7 @@ use kalshi_alerts_core::{Condition, FailureKind, Market};
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
 
-use super::receiver::{Receiver, Reply};
+use super::receiver::{Receiver, Reply, SelfSigned};
 use super::*;
 
 /// A path shaped like a Slack webhook's; its last part is the token.
@@ -72,6 +72,8 @@ fn describes_its_settings_with_url_and_token_secret() {
             "format",
             "bearer_token",
             "headers",
+            "ca_file",
+            "tls_verify",
             "ntfy_priority",
             "ntfy_tags"
         ]
@@ -79,9 +81,17 @@ fn describes_its_settings_with_url_and_token_secret() {
     let spec = |name: &str| plugin.settings().iter().find(|s| s.name == name).unwrap();
     assert!(spec("url").required && spec("url").secret);
     assert!(spec("bearer_token").secret && !spec("bearer_token").required);
-    let plain = ["format", "headers", "ntfy_priority", "ntfy_tags"];
+    let plain = [
+        "format",
+        "headers",
+        "ca_file",
+        "tls_verify",
+        "ntfy_priority",
+        "ntfy_tags",
+    ];
     assert!(plain.iter().all(|n| !spec(n).secret && !spec(n).required));
     assert_eq!(spec("format").default, Some("generic"));
+    assert_eq!(spec("tls_verify").default, Some("true"));
     assert_eq!(spec("ntfy_priority").default, Some("high"));
 }
 
@@ -453,4 +463,101 @@ fn a_login_in_the_url_is_refused_without_showing_it() {
     assert_eq!(err.key, "url");
     assert!(err.problem.contains("bearer_token"), "{}", err.problem);
     assert!(!err.problem.contains("pa55word"), "{}", err.problem);
+}
+
+#[tokio::test]
+async fn a_self_signed_receiver_is_refused_for_good_with_a_hint_and_gets_nothing() {
+    let certificate = SelfSigned::generate();
+    let receiver = Receiver::start_tls(&certificate, []);
+    let hook = notifier(json!({ "url": receiver.url(HOOK_PATH) }));
+
+    let err = hook.notify(&alert()).await.unwrap_err();
+
+    assert_eq!(err.kind, FailureKind::Permanent, "{}", err.message);
+    assert!(
+        err.message
+            .starts_with("webhook generic: TLS failed: invalid peer certificate: UnknownIssuer"),
+        "{}",
+        err.message
+    );
+    assert!(
+        err.message.contains("give that certificate as ca_file"),
+        "{}",
+        err.message
+    );
+    assert!(!err.message.contains(TOKEN), "{}", err.message);
+    assert!(hook.warnings().is_empty());
+    assert!(receiver.connections() >= 1);
+    assert!(receiver.requests().is_empty());
+}
+
+#[tokio::test]
+async fn ca_file_trusts_a_self_signed_receiver_and_checks_it() {
+    let certificate = SelfSigned::generate();
+    let receiver = Receiver::start_tls(&certificate, []);
+    let hook = notifier(json!({
+        "url": receiver.url(HOOK_PATH),
+        "ca_file": certificate.cert_path().to_str().unwrap(),
+    }));
+
+    hook.notify(&alert()).await.unwrap();
+
+    assert_eq!(receiver.requests().len(), 1);
+    assert!(hook.warnings().is_empty());
+}
+
+#[tokio::test]
+async fn tls_verify_false_accepts_any_certificate_and_says_so() {
+    let certificate = SelfSigned::generate_marked_as_ca();
+    let receiver = Receiver::start_tls(&certificate, []);
+    let hook = notifier(json!({ "url": receiver.url(HOOK_PATH), "tls_verify": false }));
+
+    hook.notify(&alert()).await.unwrap();
+
+    assert_eq!(receiver.requests().len(), 1);
+    assert_eq!(hook.warnings(), [crate::notifiers::tls::UNCHECKED]);
+}
+
+#[tokio::test]
+async fn a_certificate_marked_as_a_ca_is_refused_with_the_openssl_hint() {
+    let certificate = SelfSigned::generate_marked_as_ca();
+    let receiver = Receiver::start_tls(&certificate, []);
+    let hook = notifier(json!({
+        "url": receiver.url(HOOK_PATH),
+        "ca_file": certificate.cert_path().to_str().unwrap(),
+    }));
+
+    let err = hook.notify(&alert()).await.unwrap_err();
+
+    assert_eq!(err.kind, FailureKind::Permanent, "{}", err.message);
+    assert!(
+        err.message.contains("basicConstraints CA:FALSE"),
+        "{}",
+        err.message
+    );
+    assert!(receiver.requests().is_empty());
+}
+
+#[test]
+fn tls_settings_are_refused_with_an_http_url_or_together() {
+    let http = "http://127.0.0.1:9/x";
+    let err = refusal(json!({ "url": http, "tls_verify": false }));
+    assert_eq!(err.key, "tls_verify");
+    assert!(
+        err.problem.contains("applies only to an https:// url"),
+        "{err}"
+    );
+    let err = refusal(json!({ "url": http, "ca_file": "/etc/hostname" }));
+    assert_eq!(err.key, "ca_file");
+    assert!(instantiate(json!({ "url": http, "tls_verify": true })).is_ok());
+
+    let https = "https://127.0.0.1:9/x";
+    let err = refusal(json!({ "url": https, "tls_verify": false, "ca_file": "/etc/hostname" }));
+    assert_eq!(err.key, "tls_verify");
+    let err = refusal(json!({ "url": https, "ca_file": "/nonexistent/ca.pem" }));
+    assert_eq!(err.key, "ca_file");
+    assert!(
+        err.problem.starts_with("cannot read /nonexistent/ca.pem"),
+        "{err}"
+    );
 }
