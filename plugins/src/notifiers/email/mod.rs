@@ -2,8 +2,9 @@
 //! digest, by SMTP.
 //!
 //! The connection is encrypted with STARTTLS (the default) or TLS from the
-//! first byte; plain SMTP is allowed only to a loopback host, so that
-//! neither credentials nor alerts cross a network in clear. Every message
+//! first byte, the server's certificate checked as `super::tls` describes;
+//! plain SMTP is allowed only to a loopback host, so that neither
+//! credentials nor alerts cross a network in clear. Every message
 //! carries a Message-ID derived from its alerts, so that a retry is the
 //! same message to a mail system that deduplicates. Each call makes one
 //! SMTP session; retries and timeouts are the core's.
@@ -13,7 +14,6 @@ mod compose;
 mod smtp_servers;
 
 use std::net::IpAddr;
-use std::path::Path;
 
 use kalshi_alerts_core::notifier::{string_list, SettingsError};
 use kalshi_alerts_core::{
@@ -27,6 +27,8 @@ use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::transport::smtp::Error as SmtpError;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde_json::Value;
+
+use super::tls::{self, Trust};
 
 pub const NAME: &str = "email";
 
@@ -91,14 +93,8 @@ const SETTINGS: &[SettingSpec] = &[
         secret: false,
         help: "recipient address, or a list of them",
     },
-    SettingSpec {
-        name: "ca_file",
-        kind: SettingKind::Path,
-        default: None,
-        required: false,
-        secret: false,
-        help: "PEM certificate(s) to trust besides the usual web roots: a private CA, or a self-signed server certificate (one not marked as a CA)",
-    },
+    tls::CA_FILE,
+    tls::TLS_VERIFY,
     SettingSpec {
         name: "market_url",
         kind: SettingKind::Url,
@@ -125,6 +121,8 @@ struct EmailNotifier {
     to: Vec<Mailbox>,
     market_url: String,
     digest: bool,
+    /// Set when `tls_verify = false`.
+    warnings: Vec<String>,
 }
 
 impl EmailNotifier {
@@ -204,6 +202,10 @@ impl Notifier for EmailNotifier {
             Err(e) => Err(failure(&self.server, &e)),
         }
     }
+
+    fn warnings(&self) -> Vec<String> {
+        self.warnings.clone()
+    }
 }
 
 /// Says whether an SMTP failure may pass, and what it was.
@@ -245,6 +247,10 @@ fn tls_handshake(error: &SmtpError) -> bool {
 /// The failure as the core reports it: which server, what went wrong in
 /// a few words, and a hint for the usual causes.
 fn failure(server: &str, error: &SmtpError) -> NotifyError {
+    if let Some(refusal) = tls::tls_refusal(error) {
+        let text = tls::describe_refusal(refusal);
+        return NotifyError::permanent(format!("smtp server {server}: {text}"));
+    }
     let tls = error.is_tls() || tls_handshake(error);
     let what = if error.status().is_some() {
         // "permanent error (535): 5.7.8 Authentication credentials invalid"
@@ -259,13 +265,6 @@ fn failure(server: &str, error: &SmtpError) -> NotifyError {
         format!("connection failed: {}", root_cause(error))
     };
     let hint = match error.status().map(u16::from) {
-        // webpki will not take a CA certificate as a server's own, and
-        // `openssl req -x509` marks a self-signed certificate as a CA.
-        _ if what.contains("CaUsedAsEndEntity") => {
-            " (the server's certificate is marked as a CA: a self-signed certificate \
-             needs basicConstraints CA:FALSE, or sign it with a private CA and give \
-             that CA as ca_file)"
-        }
         Some(535 | 534) => " (the server refused the username or password)",
         Some(530) => " (the server wants authentication or STARTTLS first)",
         Some(550..=553) => " (the server refused an address)",
@@ -340,26 +339,30 @@ fn mailbox(key: &str, value: &str) -> Result<Mailbox, SettingsError> {
     })
 }
 
-fn tls_parameters(host: &str, ca_file: Option<&str>) -> Result<TlsParameters, SettingsError> {
+fn tls_parameters(host: &str, trust: &Trust) -> Result<TlsParameters, SettingsError> {
     let mut builder = TlsParameters::builder(host.to_string());
-    if let Some(path) = ca_file {
-        let pem = std::fs::read(Path::new(path))
-            .map_err(|e| settings_error("ca_file", format!("cannot read {path}: {e}")))?;
-        let not_pem = || {
-            settings_error(
-                "ca_file",
-                format!("expected PEM certificates (-----BEGIN CERTIFICATE-----) in {path}"),
-            )
-        };
-        if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
-            return Err(not_pem());
+    match trust {
+        Trust::Checked(extra) => {
+            for certificate in extra {
+                let certificate = Certificate::from_der(certificate.to_vec()).map_err(|e| {
+                    settings_error(tls::CA_FILE.name, format!("cannot be used: {e}"))
+                })?;
+                builder = builder.add_root_certificate(certificate);
+            }
         }
-        let certificate = Certificate::from_pem(&pem).map_err(|_| not_pem())?;
-        builder = builder.add_root_certificate(certificate);
+        // lettre checks the host name even when it takes any certificate;
+        // a name check on a certificate nobody vouches for proves nothing.
+        Trust::Unchecked => {
+            builder = builder
+                .dangerous_accept_invalid_certs(true)
+                .dangerous_accept_invalid_hostnames(true);
+        }
     }
-    builder.build_rustls().map_err(|e| match ca_file {
-        Some(path) => settings_error("ca_file", format!("cannot use {path}: {e}")),
-        None => settings_error("host", format!("cannot set up TLS for {host:?}: {e}")),
+    builder.build_rustls().map_err(|e| match trust {
+        Trust::Checked(extra) if !extra.is_empty() => {
+            settings_error(tls::CA_FILE.name, format!("cannot be used: {e}"))
+        }
+        _ => settings_error("host", format!("cannot set up TLS for {host:?}: {e}")),
     })
 }
 
@@ -395,7 +398,13 @@ fn build(settings: &Settings) -> Result<Box<dyn Notifier>, SettingsError> {
     }
     let mode = text(settings, "tls").unwrap_or("starttls");
     let port = port(settings, mode)?;
-    let ca_file = text(settings, "ca_file");
+    let trust = match mode {
+        "none" => {
+            refuse_tls_settings_without_tls(settings)?;
+            Trust::Checked(Vec::new())
+        }
+        _ => Trust::from_settings(NAME, settings)?,
+    };
     let server_host = bare_host(host);
     let tls = match mode {
         "none" => {
@@ -409,16 +418,10 @@ fn build(settings: &Settings) -> Result<Box<dyn Notifier>, SettingsError> {
                     ),
                 ));
             }
-            if ca_file.is_some() {
-                return Err(settings_error(
-                    "ca_file",
-                    "expected no ca_file with tls = \"none\"; it applies to starttls and implicit",
-                ));
-            }
             Tls::None
         }
-        "implicit" => Tls::Wrapper(tls_parameters(server_host, ca_file)?),
-        "starttls" => Tls::Required(tls_parameters(server_host, ca_file)?),
+        "implicit" => Tls::Wrapper(tls_parameters(server_host, &trust)?),
+        "starttls" => Tls::Required(tls_parameters(server_host, &trust)?),
         other => {
             return Err(settings_error(
                 "tls",
@@ -482,7 +485,24 @@ fn build(settings: &Settings) -> Result<Box<dyn Notifier>, SettingsError> {
         to,
         market_url,
         digest,
+        warnings: trust.warnings(),
     }))
+}
+
+/// `ca_file` and `tls_verify` say how to check the server's certificate;
+/// with `tls = "none"` there is none to check.
+fn refuse_tls_settings_without_tls(settings: &Settings) -> Result<(), SettingsError> {
+    let key = if text(settings, tls::CA_FILE.name).is_some() {
+        tls::CA_FILE.name
+    } else if settings.get(tls::TLS_VERIFY.name) == Some(&Value::Bool(false)) {
+        tls::TLS_VERIFY.name
+    } else {
+        return Ok(());
+    };
+    Err(settings_error(
+        key,
+        format!("expected no {key} with tls = \"none\"; it applies to starttls and implicit"),
+    ))
 }
 
 kalshi_alerts_core::inventory::submit! {

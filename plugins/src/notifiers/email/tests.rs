@@ -99,6 +99,7 @@ fn registers_with_the_documented_settings() {
             "from",
             "to",
             "ca_file",
+            "tls_verify",
             "market_url",
             "digest"
         ]
@@ -428,6 +429,46 @@ async fn self_signed_ca_certificate_is_refused_with_a_hint() {
     let err = within(notifier.check()).await.unwrap_err();
     assert_eq!(err.kind, FailureKind::Permanent, "{err}");
     assert!(err.message.contains("basicConstraints CA:FALSE"), "{err}");
+}
+
+#[tokio::test]
+async fn tls_verify_false_accepts_any_certificate_and_says_so() {
+    // A certificate marked as a CA, which no check would accept.
+    let servers = SecureServers::start_with_ca_certificate();
+    for mode in ["starttls", "implicit"] {
+        let mut settings = secure_settings(&servers, mode, PASSWORD);
+        settings.as_object_mut().unwrap().remove("ca_file");
+        settings["tls_verify"] = json!(false);
+        let notifier = instantiate(settings).unwrap();
+
+        within(notifier.check()).await.unwrap();
+        within(notifier.notify(&alert("T", "0.7"))).await.unwrap();
+        assert_eq!(notifier.warnings(), [crate::notifiers::tls::UNCHECKED]);
+    }
+    assert_eq!(servers.wait_for_mail(2).len(), 2, "{}", servers.log());
+}
+
+#[test]
+fn tls_verify_false_is_refused_with_plain_smtp_or_a_ca_file() {
+    let err = settings_error_of(json!({
+        "host": "127.0.0.1", "tls": "none", "from": "a@example.com", "to": "b@example.com",
+        "tls_verify": false
+    }));
+    assert_eq!(err.key, "tls_verify");
+    assert!(err.problem.contains("with tls = \"none\""), "{err}");
+
+    let err = settings_error_of(json!({
+        "host": "smtp.example.com", "from": "a@example.com", "to": "b@example.com",
+        "tls_verify": false, "ca_file": "/nonexistent/ca.pem"
+    }));
+    assert_eq!(err.key, "tls_verify");
+    assert!(err.problem.contains("contradicts ca_file"), "{err}");
+
+    let checked = instantiate(json!({
+        "host": "smtp.example.com", "from": "a@example.com", "to": "b@example.com"
+    }))
+    .unwrap();
+    assert!(checked.warnings().is_empty());
 }
 
 #[tokio::test]
