@@ -1,7 +1,10 @@
 //! The `webhook` notifier through the real binary: `notifiers test` in each
-//! format, a monitor run whose delivery is retried or refused, and the
-//! refusals of `notifiers check`. Every request goes to a recording
-//! receiver on loopback, and no output may show the URL's secret path.
+//! format, a monitor run whose delivery is retried or refused, the
+//! refusals of `notifiers check`, and an HTTPS receiver with a self-signed
+//! certificate: refused by default, trusted through `ca_file`, accepted
+//! with a warning under `tls_verify = false`. Every request goes to a
+//! recording receiver on loopback, and no output may show the URL's secret
+//! path.
 
 mod common;
 #[path = "../../plugins/src/notifiers/webhook/receiver.rs"]
@@ -12,7 +15,7 @@ use std::process::Output;
 
 use common::{record, stderr_of, stdout_of, Sandbox};
 use kalshi_test_server::{fixtures, Scenario, TestServer};
-use receiver::{Receiver, Reply};
+use receiver::{Receiver, Reply, SelfSigned};
 use serde_json::json;
 
 /// A path shaped like a Slack webhook's; every part of it is secret.
@@ -171,6 +174,11 @@ fn test_reports_refusals_with_status_and_kind_but_not_the_url() {
 /// A monitor run over the recorded markets with one condition that fires
 /// (EUCLIMATE-2030's midpoint is 0.395) and the instance `hook`.
 fn monitor_once(receiver: &Receiver) -> Output {
+    monitor_once_with(receiver, "")
+}
+
+/// The same with `extra` lines in the instance.
+fn monitor_once_with(receiver: &Receiver, extra: &str) -> Output {
     let sandbox = Sandbox::new();
     sandbox.write_alerts(json!([record(
         "fires",
@@ -178,7 +186,7 @@ fn monitor_once(receiver: &Receiver) -> Output {
         "EUCLIMATE-2030",
         0.39
     )]));
-    write_hook(&sandbox, "");
+    write_hook(&sandbox, extra);
     let server = TestServer::start(Scenario::new(fixtures::legacy_markets()));
     sandbox
         .kalshi_at(&server.base_url())
@@ -336,4 +344,186 @@ fn a_url_written_in_the_file_is_refused_unless_plain_secrets_are_allowed() {
         "{}",
         all_output(&output)
     );
+}
+
+/// What `tls_verify = false` makes every command say about `hook`.
+const UNCHECKED: &str = "TLS certificates are not checked (tls_verify = false)";
+
+#[test]
+fn a_self_signed_receiver_is_refused_by_default_for_good_and_gets_nothing() {
+    let certificate = SelfSigned::generate();
+    let receiver = Receiver::start_tls(&certificate, []);
+    let sandbox = Sandbox::new();
+    write_hook(&sandbox, "");
+
+    let tested = kalshi(
+        &sandbox,
+        &receiver.url(HOOK_PATH),
+        &["notifiers", "test", "hook"],
+    );
+
+    assert_eq!(tested.status.code(), Some(1), "{}", all_output(&tested));
+    let stderr = stderr_of(&tested);
+    assert!(
+        stderr.contains(
+            "sending a sample alert through hook (webhook) failed: webhook generic: TLS failed: \
+             invalid peer certificate: UnknownIssuer (the server's certificate is not signed by \
+             an authority this program trusts; for a self-signed server or a private CA, give \
+             that certificate as ca_file) (permanent: "
+        ),
+        "{stderr}"
+    );
+    assert!(!all_output(&tested).contains(SECRET), "{stderr}");
+    assert!(receiver.connections() >= 1, "the handshake was tried");
+    assert!(receiver.requests().is_empty());
+
+    // A monitor gives up at once: no retry can pass the same certificate.
+    let monitored = monitor_once(&receiver);
+    let stderr = stderr_of(&monitored);
+    let failures = lines_with(&stderr, "alert not delivered");
+    assert_eq!(failures.len(), 1, "{stderr}");
+    assert!(failures[0].contains("permanent"), "{}", failures[0]);
+    assert!(
+        failures[0].contains("TLS failed: invalid peer certificate"),
+        "{}",
+        failures[0]
+    );
+    assert_eq!(receiver.connections(), 2, "one attempt each:\n{stderr}");
+    assert!(receiver.requests().is_empty());
+}
+
+#[test]
+fn ca_file_trusts_the_receivers_own_certificate_without_warnings() {
+    let certificate = SelfSigned::generate();
+    let receiver = Receiver::start_tls(&certificate, []);
+    let sandbox = Sandbox::new();
+    write_hook(
+        &sandbox,
+        &format!("ca_file = \"{}\"", certificate.cert_path().display()),
+    );
+    let url = receiver.url(HOOK_PATH);
+
+    let tested = kalshi(&sandbox, &url, &["notifiers", "test", "hook"]);
+    let checked = kalshi(&sandbox, &url, &["notifiers", "check"]);
+
+    assert!(tested.status.success(), "{}", all_output(&tested));
+    assert_eq!(receiver.requests().len(), 1);
+    assert!(checked.status.success(), "{}", all_output(&checked));
+    for output in [&tested, &checked] {
+        assert!(
+            !stdout_of(output).contains("warning:"),
+            "{}",
+            all_output(output)
+        );
+        assert!(
+            !all_output(output).contains("not checked"),
+            "{}",
+            all_output(output)
+        );
+    }
+}
+
+#[test]
+fn tls_verify_false_delivers_to_any_certificate_and_every_command_warns_naming_hook() {
+    let certificate = SelfSigned::generate_marked_as_ca();
+    let receiver = Receiver::start_tls(&certificate, []);
+    let sandbox = Sandbox::new();
+    write_hook(&sandbox, "tls_verify = false");
+    let url = receiver.url(HOOK_PATH);
+
+    let checked = kalshi(&sandbox, &url, &["notifiers", "check"]);
+    assert!(checked.status.success(), "{}", all_output(&checked));
+    let report = stdout_of(&checked);
+    assert!(
+        report.contains(&format!(
+            "ok      hook (webhook, default)\n        warning: {UNCHECKED}, so any server"
+        )),
+        "{report}"
+    );
+
+    let listed = kalshi(&sandbox, &url, &["notifiers", "list"]);
+    let listing = stdout_of(&listed);
+    assert!(listing.contains("      tls_verify = false\n"), "{listing}");
+    assert!(
+        listing.contains(&format!("      warning: {UNCHECKED}")),
+        "{listing}"
+    );
+    let listed = kalshi(&sandbox, &url, &["notifiers", "list", "--json"]);
+    let listing: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let warnings = &listing["instances"][0]["warnings"];
+    assert!(
+        warnings[0].as_str().unwrap().starts_with(UNCHECKED),
+        "{warnings}"
+    );
+
+    let tested = kalshi(&sandbox, &url, &["notifiers", "test", "hook"]);
+    assert!(tested.status.success(), "{}", all_output(&tested));
+    assert_eq!(receiver.requests().len(), 1);
+    let stderr = stderr_of(&tested);
+    let logged = lines_with(&stderr, UNCHECKED);
+    assert_eq!(logged.len(), 1, "{stderr}");
+    assert!(logged[0].contains(" WARN "), "{}", logged[0]);
+    assert!(logged[0].contains("notifier=hook"), "{}", logged[0]);
+
+    let monitored = monitor_once_with(&receiver, "tls_verify = false");
+    let stderr = stderr_of(&monitored);
+    assert!(monitored.status.success(), "{stderr}");
+    assert_eq!(lines_with(&stderr, UNCHECKED).len(), 1, "{stderr}");
+    assert_eq!(lines_with(&stderr, "alert delivered").len(), 1, "{stderr}");
+    assert_eq!(receiver.requests().len(), 2);
+
+    let shown: String = [&checked, &listed, &tested, &monitored]
+        .iter()
+        .map(|o| all_output(o))
+        .collect();
+    assert!(!shown.contains(SECRET), "{shown}");
+}
+
+#[test]
+fn check_refuses_tls_settings_that_cannot_apply_naming_the_key() {
+    let certificate = SelfSigned::generate();
+    let cases = [
+        (
+            format!("ca_file = \"{}\"", certificate.cert_path().display()),
+            "http://127.0.0.1:9/hooks/SECRET-1",
+            "ca_file",
+            "applies only to an https:// url, and the url is http://",
+        ),
+        (
+            "tls_verify = false".to_string(),
+            "http://127.0.0.1:9/hooks/SECRET-1",
+            "tls_verify",
+            "applies only to an https:// url",
+        ),
+        (
+            format!(
+                "tls_verify = false\nca_file = \"{}\"",
+                certificate.cert_path().display()
+            ),
+            "https://127.0.0.1:9/hooks/SECRET-1",
+            "tls_verify",
+            "false contradicts ca_file",
+        ),
+        (
+            "ca_file = \"missing.pem\"".to_string(),
+            "https://127.0.0.1:9/hooks/SECRET-1",
+            "ca_file",
+            "cannot read ",
+        ),
+    ];
+    for (extra, url, key, problem) in cases {
+        let sandbox = Sandbox::new();
+        let path = write_hook(&sandbox, &extra);
+
+        let output = kalshi(&sandbox, url, &["notifiers", "check"]);
+
+        assert_eq!(output.status.code(), Some(1), "{}", all_output(&output));
+        let stderr = stderr_of(&output);
+        let expected = format!(
+            "notifiers file {}: notifier \"hook\": key {key}: {problem}",
+            path.display()
+        );
+        assert!(stderr.contains(&expected), "{expected}\nnot in\n{stderr}");
+        assert!(!all_output(&output).contains(SECRET), "{stderr}");
+    }
 }

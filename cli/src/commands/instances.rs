@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use kalshi_alerts_core::notifier::{find_notifier, notifier_kinds};
-use kalshi_alerts_core::notifiers_file::NotifiersFile;
+use kalshi_alerts_core::notifiers_file::{Instance, NotifiersFile};
 use kalshi_alerts_core::secret::mask;
 use kalshi_alerts_core::{
     Condition, FailureKind, FiredAlert, NamedNotifier, NotifyError, Settings,
@@ -158,6 +158,38 @@ pub fn check_routes(conditions: &[Condition], instances: &[(String, bool)]) -> C
         }
     }
     Ok(())
+}
+
+/// What each instance's settings weaken (see `Notifier::warnings`), its
+/// secrets masked.
+pub fn warnings_of(instance: &NamedNotifier) -> Vec<String> {
+    instance
+        .notifier
+        .warnings()
+        .iter()
+        .map(|warning| mask(warning, &instance.secrets))
+        .collect()
+}
+
+/// Logs each instance's warnings with its name. Called once by each command
+/// that builds instances to deliver through them, where the monitor's log
+/// or the user's terminal gets it.
+pub fn log_warnings(instances: &[NamedNotifier]) {
+    for instance in instances {
+        for warning in warnings_of(instance) {
+            tracing::warn!(notifier = %instance.name, "{warning}");
+        }
+    }
+}
+
+/// The warnings of a configured instance, for a listing: built only to ask
+/// (nothing is sent), and none when it cannot be built, which
+/// `notifiers check` reports.
+pub fn configured_warnings(instance: &Instance, file: &NotifiersFile) -> Vec<String> {
+    instance
+        .build(&file.path)
+        .map(|built| warnings_of(&built))
+        .unwrap_or_default()
 }
 
 /// Runs every instance's own check, each within its timeout, concurrently,

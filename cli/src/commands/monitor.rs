@@ -22,7 +22,8 @@ use kalshi_alerts_core::{
 };
 
 use super::instances::{
-    check_routes, describe_failure, load_file, load_notifiers, routes_of, run_checks, Setup,
+    check_routes, describe_failure, load_file, load_notifiers, log_warnings, routes_of, run_checks,
+    Setup,
 };
 use super::Context;
 use crate::args::{MonitorArgs, SourceKind};
@@ -125,6 +126,7 @@ fn prepare_notifiers(
         output_file: args.output_file.clone(),
     };
     let built = setup.build()?;
+    log_warnings(&built);
     check_routes(conditions, &routes_of(&built))?;
 
     // A daemon's background copy skips the checks: its launcher ran them a
@@ -401,6 +403,10 @@ fn reloader(
         }
         watched.routes = routes;
         watched.conditions = conditions.clone();
+        // Rebuilt instances go into service now: say again what they weaken.
+        if let Some(built) = &notifiers {
+            log_warnings(built);
+        }
         Some(Ok(Reloaded {
             conditions: alerts_changed.then_some(conditions),
             notifiers,

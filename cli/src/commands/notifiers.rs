@@ -3,10 +3,13 @@
 use std::process::ExitCode;
 
 use kalshi_alerts_core::notifier::{notifier_kinds, NotifierKind, SettingSpec};
-use kalshi_alerts_core::notifiers_file::Instance;
+use kalshi_alerts_core::notifiers_file::{Instance, NotifiersFile};
 use serde_json::{json, Value};
 
-use super::instances::{describe_failure, load_file, run_checks, sample_alert};
+use super::instances::{
+    configured_warnings, describe_failure, load_file, log_warnings, run_checks, sample_alert,
+    warnings_of,
+};
 use super::Context;
 use crate::error::{CliError, CliResult};
 use crate::output::{say, text};
@@ -17,7 +20,7 @@ pub fn list(context: &Context, as_json: bool) -> CliResult<ExitCode> {
         let listing = json!({
             "kinds": notifier_kinds().iter().map(|p| kind_json(*p)).collect::<Vec<_>>(),
             "file": context.notifiers_path,
-            "instances": file.iter().flat_map(|f| &f.instances).map(instance_json).collect::<Vec<_>>(),
+            "instances": file.iter().flat_map(|f| f.instances.iter().map(|i| instance_json(i, f))).collect::<Vec<_>>(),
         });
         say!(
             "{}",
@@ -58,7 +61,10 @@ pub fn list(context: &Context, as_json: bool) -> CliResult<ExitCode> {
         Some(file) => {
             say!("Configured in {}:", file.path.display());
             for instance in &file.instances {
-                text(&describe_instance(instance));
+                text(&describe_instance(
+                    instance,
+                    &configured_warnings(instance, file),
+                ));
             }
         }
     }
@@ -80,10 +86,11 @@ pub fn check(context: &Context) -> CliResult<ExitCode> {
         )));
     }
     let built = file.build().map_err(|e| CliError::invalid(e.to_string()))?;
+    let warnings: Vec<Vec<String>> = built.iter().map(warnings_of).collect();
     let outcomes = run_checks(built);
 
     let mut failed = 0;
-    for (instance, (_, outcome)) in file.instances.iter().zip(&outcomes) {
+    for ((instance, (_, outcome)), warnings) in file.instances.iter().zip(&outcomes).zip(warnings) {
         let role = if instance.default {
             "default"
         } else {
@@ -104,6 +111,9 @@ pub fn check(context: &Context) -> CliResult<ExitCode> {
                     describe_failure(e)
                 );
             }
+        }
+        for warning in warnings {
+            say!("        warning: {warning}");
         }
     }
     if failed > 0 {
@@ -153,6 +163,7 @@ pub fn test(context: &Context, name: &str) -> CliResult<ExitCode> {
     let notifier = instance
         .build(&file.path)
         .map_err(|e| CliError::invalid(e.to_string()))?;
+    log_warnings(std::slice::from_ref(&notifier));
 
     let alert = sample_alert();
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -235,7 +246,7 @@ fn setting_summary(spec: &SettingSpec) -> String {
     format!("{} ({})", spec.help, facts.join(", "))
 }
 
-fn describe_instance(instance: &Instance) -> String {
+fn describe_instance(instance: &Instance, warnings: &[String]) -> String {
     let role = if instance.default {
         "default"
     } else {
@@ -249,6 +260,9 @@ fn describe_instance(instance: &Instance) -> String {
     );
     for (key, value) in instance.shown_settings() {
         out.push_str(&format!("      {key} = {value}\n"));
+    }
+    for warning in warnings {
+        out.push_str(&format!("      warning: {warning}\n"));
     }
     out
 }
@@ -269,12 +283,13 @@ fn kind_json(plugin: &dyn NotifierKind) -> Value {
     })
 }
 
-fn instance_json(instance: &Instance) -> Value {
+fn instance_json(instance: &Instance, file: &NotifiersFile) -> Value {
     json!({
         "name": instance.name,
         "kind": instance.kind.name(),
         "default": instance.default,
         "timeout_secs": instance.timeout.as_secs_f64(),
         "settings": instance.shown_settings(),
+        "warnings": configured_warnings(instance, file),
     })
 }
