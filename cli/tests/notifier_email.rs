@@ -1,8 +1,10 @@
 //! The `email` notifier through the real `kalshi` binary and real SMTP
 //! servers on loopback: `notifiers test` over plain SMTP, STARTTLS and
 //! implicit TLS with a password from the environment (which never shows in
-//! any output), `notifiers check` refusing bad settings with the file, the
-//! instance and the key, and a monitor run mailing a real alert.
+//! any output), the server's self-signed certificate refused by default,
+//! trusted through `ca_file` and accepted with a warning under
+//! `tls_verify = false`, `notifiers check` refusing bad settings with the
+//! file, the instance and the key, and a monitor run mailing a real alert.
 //!
 //! The servers are Debian's aiosmtpd (python3-aiosmtpd, /usr/bin/python3)
 //! and a certificate made with openssl; see the harness shared with the
@@ -50,6 +52,12 @@ to = ["me@example.com"]
 /// An instance `mail` logging in over `tls` to `port`, trusting `cert`,
 /// with the password read from SMTP_PASSWORD.
 fn secure_instance(tls: &str, port: u16, cert: &Path) -> String {
+    login_instance(tls, port, &format!("ca_file = \"{}\"", cert.display()))
+}
+
+/// An instance `mail` logging in over `tls` to `port` with the password
+/// read from SMTP_PASSWORD, its certificates checked as `trust` says.
+fn login_instance(tls: &str, port: u16, trust: &str) -> String {
     format!(
         r#"
 [[notifier]]
@@ -60,11 +68,10 @@ port = {port}
 tls = "{tls}"
 username = "{LOGIN}"
 password = {{ env = "SMTP_PASSWORD" }}
-ca_file = "{}"
+{trust}
 from = "alerts@example.com"
 to = "me@example.com"
-"#,
-        cert.display()
+"#
     )
 }
 
@@ -146,8 +153,8 @@ fn starttls_with_the_password_from_the_environment_delivers_and_never_shows_it()
         .unwrap();
     assert!(checked.status.success(), "{}", both_outputs(&checked));
     assert!(
-        stdout_of(&checked).contains("ok      mail (email, default)"),
-        "{}",
+        stdout_of(&checked).contains("ok      mail (email, default)\n1 notifier(s) ready"),
+        "a ca_file brings no warning: {}",
         both_outputs(&checked)
     );
 
@@ -241,6 +248,105 @@ fn implicit_tls_delivers_the_sample_alert() {
     assert!(tested.status.success(), "{}", both_outputs(&tested));
     assert!(!both_outputs(&tested).contains(PASSWORD));
     only_mail(&servers.wait_for_mail(1));
+}
+
+#[test]
+fn an_untrusted_server_certificate_fails_check_and_test_for_good_and_sends_nothing() {
+    let servers = SecureServers::start();
+    for (tls, port) in [
+        ("starttls", servers.starttls),
+        ("implicit", servers.implicit),
+    ] {
+        let sandbox = Sandbox::new();
+        write_notifiers(&sandbox, &login_instance(tls, port, ""));
+
+        let checked = sandbox
+            .kalshi()
+            .env("SMTP_PASSWORD", PASSWORD)
+            .args(["notifiers", "check"])
+            .output()
+            .unwrap();
+        let tested = sandbox
+            .kalshi()
+            .env("SMTP_PASSWORD", PASSWORD)
+            .args(["notifiers", "test", "mail"])
+            .output()
+            .unwrap();
+
+        assert_eq!(checked.status.code(), Some(1), "{}", both_outputs(&checked));
+        let report = stdout_of(&checked);
+        assert!(
+            report.contains(&format!(
+                "FAILED  mail (email): smtp server 127.0.0.1:{port}: TLS failed: invalid peer \
+                 certificate: UnknownIssuer ("
+            )),
+            "{tls}: {report}"
+        );
+        assert!(
+            report.contains("give that certificate as ca_file"),
+            "{report}"
+        );
+        assert!(report.contains("(permanent: "), "{report}");
+        assert_eq!(tested.status.code(), Some(1), "{}", both_outputs(&tested));
+        assert!(
+            stderr_of(&tested).contains("TLS failed: invalid peer certificate: UnknownIssuer"),
+            "{tls}: {}",
+            stderr_of(&tested)
+        );
+        for output in [&checked, &tested] {
+            assert!(!both_outputs(output).contains(PASSWORD));
+        }
+    }
+    assert!(servers.wait_for_mail(0).is_empty());
+}
+
+#[test]
+fn tls_verify_false_delivers_and_every_command_warns_naming_the_instance() {
+    // Marked as a CA: no check would take it as the server's certificate.
+    let servers = SecureServers::start_with_ca_certificate();
+    let sandbox = Sandbox::new();
+    write_notifiers(
+        &sandbox,
+        &login_instance("starttls", servers.starttls, "tls_verify = false"),
+    );
+    let kalshi = |args: &[&str]| {
+        sandbox
+            .kalshi()
+            .env("SMTP_PASSWORD", PASSWORD)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+
+    let checked = kalshi(&["notifiers", "check"]);
+    let listed = kalshi(&["notifiers", "list"]);
+    let tested = kalshi(&["notifiers", "test", "mail"]);
+
+    assert!(checked.status.success(), "{}", both_outputs(&checked));
+    let warning = "warning: TLS certificates are not checked (tls_verify = false)";
+    assert!(
+        stdout_of(&checked).contains(&format!("ok      mail (email, default)\n        {warning}")),
+        "{}",
+        stdout_of(&checked)
+    );
+    assert!(
+        stdout_of(&listed).contains(&format!("      {warning}")),
+        "{}",
+        stdout_of(&listed)
+    );
+    assert!(tested.status.success(), "{}", both_outputs(&tested));
+    let logged: Vec<&str> = std::str::from_utf8(&tested.stderr)
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("TLS certificates are not checked"))
+        .collect();
+    assert_eq!(logged.len(), 1, "{}", stderr_of(&tested));
+    assert!(logged[0].contains(" WARN "), "{}", logged[0]);
+    assert!(logged[0].contains("notifier=mail"), "{}", logged[0]);
+    only_mail(&servers.wait_for_mail(1));
+    for output in [&checked, &listed, &tested] {
+        assert!(!both_outputs(output).contains(PASSWORD));
+    }
 }
 
 #[test]
