@@ -1,8 +1,11 @@
 //! `kalshi alerts monitor` through the real binary against the loopback
 //! Kalshi server serving the recorded fixtures: each condition type firing,
-//! the three payload generations, paging, retries and malformed data.
+//! the three payload generations, paging, retries and malformed data; and
+//! against an HTTPS server whose certificate nothing vouches for.
 
 mod common;
+#[path = "../../plugins/src/notifiers/webhook/receiver.rs"]
+mod receiver;
 
 use std::time::{Duration, Instant};
 
@@ -404,6 +407,33 @@ fn a_single_check_that_fails_exits_one() {
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr_of(&output).contains("every check failed; last error: GET"));
     assert_eq!(server.requests().len(), 1, "a 404 must not be retried");
+}
+
+#[test]
+fn an_api_server_with_a_self_signed_certificate_is_refused_without_retries() {
+    let certificate = receiver::SelfSigned::generate();
+    let server = receiver::Receiver::start_tls(&certificate, []);
+    let sandbox = Sandbox::new();
+    sandbox.write_alerts(json!([record("c", "price_above", "EUCLIMATE-2030", 0.3)]));
+
+    let output = sandbox
+        .kalshi_at(&server.url("/trade-api/v2"))
+        .args(["alerts", "monitor", "--once"])
+        .output()
+        .unwrap();
+
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = stderr_of(&output);
+    assert!(stderr.contains("failed after 1 attempt(s)"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "invalid peer certificate: UnknownIssuer (the market API's TLS certificate is always \
+             checked)"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(server.connections(), 1, "one handshake, not retried");
+    assert!(server.requests().is_empty());
 }
 
 #[test]

@@ -23,6 +23,7 @@ pub mod secret;
 pub mod source;
 pub mod state;
 pub mod store;
+pub mod tls;
 
 pub use alert::{FiredAlert, MarketData};
 pub use condition::{Condition, ConditionState, ConditionType, Evaluation, RepeatPolicy};

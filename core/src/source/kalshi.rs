@@ -3,6 +3,9 @@
 //! Requests are paced to stay under the basic read limit on their own. A
 //! 429, a 5xx, a timeout or a dropped connection is retried with exponential
 //! backoff and jitter, honouring `Retry-After`; other refusals end the scan.
+//! The server's TLS certificate is always checked against the built-in web
+//! roots; there is deliberately no setting to turn that off, and a refused
+//! certificate ends the scan without retries.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -274,10 +277,17 @@ impl KalshiClient {
 
     async fn attempt(&self, url: &str, number: usize) -> Result<Value, AttemptError> {
         tracing::debug!(%url, page = number, "GET");
-        let unreachable = |e: reqwest::Error| AttemptError {
-            retryable: true,
-            retry_after: None,
-            failure: Failure::Transport(describe_transport_error(&e)),
+        let unreachable = |e: reqwest::Error| {
+            let tls_refused = crate::tls::refusal(&e).is_some();
+            let mut reason = describe_transport_error(&e);
+            if tls_refused {
+                reason.push_str(" (the market API's TLS certificate is always checked)");
+            }
+            AttemptError {
+                retryable: !tls_refused,
+                retry_after: None,
+                failure: Failure::Transport(reason),
+            }
         };
 
         let response = self.http.get(url).send().await.map_err(unreachable)?;

@@ -1,13 +1,12 @@
 //! What the notifiers that speak TLS (`webhook`, `email`) share: the
 //! `ca_file` and `tls_verify` settings, the certificates a `ca_file`
-//! holds, and why a server's certificate was refused.
+//! holds, and why a server's certificate was refused (found in an error
+//! by `kalshi_alerts_core::tls::refusal`).
 //!
 //! Certificates are checked by default against the web's root authorities,
 //! built in (webpki-roots). `ca_file` adds trust anchors and keeps every
 //! check; `tls_verify = false` drops the checks for one instance, which
 //! then says so through `Notifier::warnings`.
-
-use std::error::Error;
 
 use kalshi_alerts_core::notifier::SettingsError;
 use kalshi_alerts_core::{SettingKind, SettingSpec, Settings};
@@ -118,25 +117,6 @@ pub fn read_ca_file(path: &str) -> Result<Vec<CertificateDer<'static>>, String> 
     Ok(certificates)
 }
 
-/// The TLS refusal somewhere in `error`'s chain of causes, if the
-/// failure was one: TLS libraries pass it up wrapped in I/O errors, one
-/// inside another.
-pub fn tls_refusal<'a>(error: &'a (dyn Error + 'static)) -> Option<&'a rustls::Error> {
-    let mut cause = Some(error);
-    while let Some(current) = cause {
-        if let Some(found) = current.downcast_ref::<rustls::Error>() {
-            return Some(found);
-        }
-        // An I/O error's `source` skips the error it wraps; `get_ref` is
-        // that error.
-        cause = match current.downcast_ref::<std::io::Error>() {
-            Some(io) => io.get_ref().map(|inner| inner as &(dyn Error + 'static)),
-            None => current.source(),
-        };
-    }
-    None
-}
-
 /// A TLS refusal in a few words, with what to do about the usual causes.
 /// Every one repeats until a setting or the server changes.
 pub fn describe_refusal(refusal: &rustls::Error) -> String {
@@ -233,14 +213,8 @@ mod tests {
     }
 
     #[test]
-    fn a_refusal_is_found_inside_an_io_error() {
+    fn an_unknown_issuer_is_explained_with_ca_file() {
         let refusal = rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer);
-        let io = std::io::Error::new(std::io::ErrorKind::InvalidData, refusal.clone());
-        let wrapped_again = std::io::Error::other(io);
-        assert_eq!(tls_refusal(&wrapped_again), Some(&refusal));
-        let plain = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
-        assert_eq!(tls_refusal(&plain), None);
-
         let text = describe_refusal(&refusal);
         assert!(
             text.starts_with("TLS failed: invalid peer certificate"),

@@ -247,7 +247,7 @@ fn tls_handshake(error: &SmtpError) -> bool {
 /// The failure as the core reports it: which server, what went wrong in
 /// a few words, and a hint for the usual causes.
 fn failure(server: &str, error: &SmtpError) -> NotifyError {
-    if let Some(refusal) = tls::tls_refusal(error) {
+    if let Some(refusal) = kalshi_alerts_core::tls::refusal(error) {
         let text = tls::describe_refusal(refusal);
         return NotifyError::permanent(format!("smtp server {server}: {text}"));
     }

@@ -234,7 +234,7 @@ impl WebhookNotifier {
     /// resolve) may pass later. reqwest's own text names the URL, so only
     /// the root cause is quoted.
     fn transport_failure(&self, error: reqwest::Error) -> NotifyError {
-        if let Some(refusal) = tls::tls_refusal(&error) {
+        if let Some(refusal) = kalshi_alerts_core::tls::refusal(&error) {
             let text = mask(&tls::describe_refusal(refusal), &self.url_parts);
             return NotifyError::permanent(format!("{}: {text}", self.what()));
         }
