@@ -2,8 +2,9 @@
 //! fire again, a crossing made while the monitor was down is seen, each
 //! `--repeat` policy, `alerts rearm`, `alerts history`, a `kill -9` between
 //! firing and delivery, retries until delivered (within a run and across a
-//! restart), giving up at `max_delivery_age`, reloading the notifiers file,
-//! and a stop during a scan.
+//! restart), giving up at `max_delivery_age`, reloading the notifiers file
+//! (and the warning a reloaded `tls_verify = false` brings), and a stop
+//! during a scan.
 #![cfg(unix)]
 
 mod common;
@@ -17,7 +18,7 @@ use common::{
     eventually, fired_ids, record, started_pid, stderr_of, stdout_of, DaemonGuard, Sandbox,
 };
 use kalshi_test_server::{fixtures, Fault, Scenario, TestServer};
-use receiver::{Receiver, Reply};
+use receiver::{Receiver, Reply, SelfSigned};
 use serde_json::{json, Value};
 
 const TICKER: &str = "EUCLIMATE-2030";
@@ -428,6 +429,43 @@ fn a_running_daemon_applies_an_edited_notifiers_file() {
         ["c"],
         "nothing more went to the old instance"
     );
+    sandbox.kalshi().args(["alerts", "stop"]).assert().success();
+}
+
+#[test]
+fn a_reload_that_turns_tls_verify_off_is_logged_once_naming_the_instance() {
+    let certificate = SelfSigned::generate();
+    let receiver = Receiver::start_tls(&certificate, []);
+    let sandbox = Sandbox::new();
+    sandbox.write_alerts(json!([record("c", "price_above", TICKER, 0.3)]));
+    let url = receiver.url("/hook");
+    let trusted = format!("ca_file = \"{}\"", certificate.cert_path().display());
+    write_hook(&sandbox, &url, &trusted);
+    let server = TestServer::start(Scenario::new(markets_at("0.39", "0.40")));
+    let (pid, _guard) = start_daemon(&sandbox, &server);
+    eventually("the first delivery", Duration::from_secs(20), || {
+        receiver.requests().len() == 1
+    });
+    let unchecked = "TLS certificates are not checked (tls_verify = false)";
+    assert!(!log_text(&sandbox).contains(unchecked));
+
+    write_hook(&sandbox, &url, "tls_verify = false");
+    unsafe { libc::kill(pid, libc::SIGHUP) };
+    eventually("the reload", Duration::from_secs(20), || {
+        log_text(&sandbox).contains("notifiers reloaded")
+    });
+    sandbox.add(&["volume", "CHINAUSGDP-30", "--above", "1000"]);
+    eventually(
+        "the delivery after the reload",
+        Duration::from_secs(20),
+        || receiver.requests().len() == 2,
+    );
+
+    let log = log_text(&sandbox);
+    let warned: Vec<&str> = log.lines().filter(|l| l.contains(unchecked)).collect();
+    assert_eq!(warned.len(), 1, "{log}");
+    assert!(warned[0].contains(" WARN "), "{}", warned[0]);
+    assert!(warned[0].contains("notifier=hook"), "{}", warned[0]);
     sandbox.kalshi().args(["alerts", "stop"]).assert().success();
 }
 
