@@ -207,6 +207,17 @@ fn millis(at: DateTime<Utc>) -> i64 {
     at.timestamp_millis()
 }
 
+/// A time to wait for, rounded up to the millisecond: a retry stored this
+/// way is never made before the time it was given.
+fn millis_up(at: DateTime<Utc>) -> i64 {
+    let ms = at.timestamp_millis();
+    if at.timestamp_subsec_nanos().is_multiple_of(1_000_000) {
+        ms
+    } else {
+        ms.saturating_add(1)
+    }
+}
+
 fn from_millis(ms: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(ms)
         .single()
@@ -563,9 +574,11 @@ impl StateStore {
             AttemptOutcome::Delivered => (DeliveryStatus::Delivered, None, now),
             AttemptOutcome::Failed(e) => (DeliveryStatus::Failed, Some(e.as_str()), now),
             AttemptOutcome::GaveUp(e) => (DeliveryStatus::GaveUp, Some(e.as_str()), now),
-            AttemptOutcome::Retry { error, at } => {
-                (DeliveryStatus::Pending, Some(error.as_str()), millis(*at))
-            }
+            AttemptOutcome::Retry { error, at } => (
+                DeliveryStatus::Pending,
+                Some(error.as_str()),
+                millis_up(*at),
+            ),
         };
         self.with(|conn| {
             conn.execute(
@@ -823,11 +836,14 @@ mod tests {
             .unwrap();
         let all = names(&["a", "b", "c"]);
         assert!(store.due(&all, Utc::now(), 100).unwrap().is_empty());
-        assert_eq!(
-            store.next_due(&all).unwrap().map(|t| t.timestamp_millis()),
-            Some(later.timestamp_millis())
-        );
-        let due = store.due(&all, later, 100).unwrap();
+        // Stored rounded up: never due before the time given.
+        let next = store.next_due(&all).unwrap().unwrap();
+        assert!(next >= later && next - later < chrono::Duration::milliseconds(1));
+        assert!(store
+            .due(&all, later - chrono::Duration::milliseconds(1), 100)
+            .unwrap()
+            .is_empty());
+        let due = store.due(&all, next, 100).unwrap();
         assert_eq!((due.len(), due[0].attempts), (1, 1));
 
         let history = store.history(None).unwrap();
