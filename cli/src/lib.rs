@@ -15,6 +15,7 @@ mod commands;
 mod config;
 mod error;
 mod output;
+mod table;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;

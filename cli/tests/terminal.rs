@@ -147,3 +147,95 @@ fn colour_only_when_asked_or_on_a_terminal_without_no_color() {
     assert!(!check_logs(&["--color", "never"], &[]).contains(escape));
     assert!(!check_logs(&[], &[("NO_COLOR", "1")]).contains(escape));
 }
+
+/// Runs `kalshi` with `args` on a pseudo-terminal (stdin, stdout and stderr
+/// all on it) and returns everything it printed there.
+#[cfg(unix)]
+fn on_a_terminal(sandbox: &Sandbox, args: &[&str], env: &[(&str, &str)]) -> String {
+    use std::io::Read;
+
+    let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("kalshi"));
+    command
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("KALSHI_DATA_DIR", sandbox.data_dir())
+        .env("KALSHI_API_BASE_URL", common::NO_SERVER)
+        .env("TERM", "xterm");
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut session = expectrl::Session::spawn(command).expect("a pty session");
+    session.set_expect_timeout(Some(std::time::Duration::from_secs(60)));
+    let mut out = String::new();
+    // The pty reports EIO once the program has exited and its side closed.
+    let _ = session.read_to_string(&mut out);
+    out.replace("\r\n", "\n")
+}
+
+#[cfg(unix)]
+#[test]
+fn a_table_fits_the_terminal_and_is_never_cut_when_piped() {
+    let sandbox = Sandbox::new();
+    let label = "A label long enough that no narrow terminal can show all of it at once";
+    sandbox
+        .kalshi()
+        .args([
+            "alerts", "add", "price", "AITURING", "--above", "0.6", "--label", label,
+        ])
+        .assert()
+        .success();
+
+    let shown = on_a_terminal(&sandbox, &["alerts", "list"], &[("COLUMNS", "100")]);
+    let lines: Vec<&str> = shown.lines().filter(|l| !l.is_empty()).collect();
+    assert_eq!(lines.len(), 2, "{shown}");
+    for line in &lines {
+        assert!(line.chars().count() <= 100, "{line:?} is wider than 100");
+    }
+    assert!(lines[1].contains("A label long enough"), "{shown}");
+    assert!(lines[1].contains('…'), "{shown}");
+    assert!(lines[1].contains("AITURING"), "{shown}");
+
+    let piped = stdout_of(
+        &sandbox
+            .kalshi()
+            .args(["alerts", "list"])
+            .env("COLUMNS", "100")
+            .output()
+            .unwrap(),
+    );
+    assert!(piped.contains(label), "{piped}");
+}
+
+#[cfg(unix)]
+#[test]
+fn on_a_terminal_logs_are_coloured_unless_no_color_is_set() {
+    let sandbox = Sandbox::new();
+    sandbox.write_alerts(serde_json::json!([common::record(
+        "c",
+        "price_above",
+        "EUCLIMATE-2030",
+        0.3
+    )]));
+    let server = kalshi_test_server::TestServer::start(kalshi_test_server::Scenario::new(
+        kalshi_test_server::fixtures::legacy_markets(),
+    ));
+    let url = server.base_url();
+    let args = ["alerts", "monitor", "--once", "--notifier", "log"];
+    let coloured = on_a_terminal(&sandbox, &args, &[("KALSHI_API_BASE_URL", &url)]);
+    assert!(coloured.contains("cycle complete"), "{coloured}");
+    assert!(
+        coloured.contains("\u{1b}["),
+        "no colour on a terminal:\n{coloured}"
+    );
+    let plain = on_a_terminal(
+        &sandbox,
+        &args,
+        &[("KALSHI_API_BASE_URL", &url), ("NO_COLOR", "1")],
+    );
+    assert!(plain.contains("cycle complete"), "{plain}");
+    assert!(
+        !plain.contains("\u{1b}["),
+        "colour despite NO_COLOR:\n{plain}"
+    );
+}

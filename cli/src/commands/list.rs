@@ -74,23 +74,10 @@ fn table(conditions: &[Condition], states: &HashMap<String, StoredCondition>) ->
         })
         .collect();
 
-    let mut widths = header.clone().map(|h| h.chars().count());
-    for row in &rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for row in std::iter::once(&header).chain(&rows) {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(widths)
-            .map(|(cell, width)| format!("{cell:<width$}"))
-            .collect();
-        out.push_str(cells.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    let rows: Vec<Vec<String>> = rows.into_iter().map(Vec::from).collect();
+    // The label (4) gives way first, then the ticker (2); the rest is kept.
+    crate::table::render(&header, &rows, crate::table::terminal_width(), &[4, 2])
 }
 
 /// What the monitor knows of the condition: expired, spent, when it last
