@@ -3,18 +3,23 @@
 //!
 //! Paging follows Kalshi: a client repeats its filters with the `cursor` of the previous page
 //! until the returned cursor is empty. The cursor names the frame it was cut from, so a scan
-//! that pages through sees one consistent frame even if another scan starts meanwhile.
+//! that pages through sees one consistent frame even if another scan starts meanwhile. Two
+//! more kinds of cursor exist only to carry a fault on: the one of
+//! [`Fault::RepeatingCursor`] and those of [`Fault::EmptyPages`].
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
 
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, Request, State};
-use axum::http::header::{ALLOW, CONTENT_TYPE, RETRY_AFTER};
+use axum::http::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
 use axum::http::{HeaderValue, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use futures_util::{stream, StreamExt};
 use serde_json::{json, Value};
 
 use crate::scenario::{Fault, Scenario};
@@ -27,6 +32,17 @@ const MAX_LIMIT: usize = 1000;
 /// What [`Fault::MalformedBody`] sends: a page cut off in the middle of a market.
 const TRUNCATED_PAGE: &str =
     r#"{"markets":[{"ticker":"KXTRUNCATED-26JAN15-T1","status":"active","yes_bid_dollars":"0.45"#;
+
+/// What [`Fault::NotJson`] sends with a 200: the page a proxy shows while the API is away.
+const MAINTENANCE_PAGE: &str = "<!DOCTYPE html>\n<html><head><title>Down for maintenance</title>\
+    </head><body><h1>We'll be back soon</h1></body></html>\n";
+
+/// The cursor of [`Fault::RepeatingCursor`]: it leads back to the page that carried it.
+const LOOP_CURSOR: &str = "loop";
+
+/// How long [`Fault::ResetMidBody`] waits after the first half of the page before it drops the
+/// connection, so that the half is sent rather than discarded with the connection.
+const RESET_PAUSE: Duration = Duration::from_millis(100);
 
 /// One request as the server received it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,63 +76,120 @@ impl RecordedRequest {
 
 /// The scenario being served plus everything observed so far.
 pub(crate) struct ServerState {
-    frames: Vec<Vec<Value>>,
     faults: BTreeMap<usize, Fault>,
-    log: Mutex<Log>,
+    live: Mutex<Live>,
 }
 
-#[derive(Default)]
-struct Log {
+/// What changes while the server runs.
+struct Live {
+    /// The scenario's frames, and any a test added since.
+    frames: Vec<Vec<Value>>,
     requests: Vec<RecordedRequest>,
     scans_started: usize,
+    /// While set, every request is answered with this fault.
+    outage: Option<Fault>,
+}
+
+impl Live {
+    /// The frame of the latest scan; frame 0 before any scan.
+    fn current_frame(&self) -> usize {
+        self.frame_of_scan(self.scans_started)
+    }
+
+    fn frame_of_scan(&self, scans_started: usize) -> usize {
+        scans_started.saturating_sub(1).min(self.frames.len() - 1)
+    }
 }
 
 impl ServerState {
     pub(crate) fn new(scenario: Scenario) -> Self {
         ServerState {
-            frames: scenario.frames,
             faults: scenario.faults,
-            log: Mutex::default(),
+            live: Mutex::new(Live {
+                frames: scenario.frames,
+                requests: Vec::new(),
+                scans_started: 0,
+                outage: None,
+            }),
         }
     }
 
     pub(crate) fn requests(&self) -> Vec<RecordedRequest> {
-        self.log().requests.clone()
+        self.live().requests.clone()
     }
 
     pub(crate) fn scans_started(&self) -> usize {
-        self.log().scans_started
+        self.live().scans_started
     }
 
-    /// Locks the log. A handler that panicked while holding it cannot have left it half
-    /// written (each update is a single push or increment), so poisoning is ignored.
-    fn log(&self) -> MutexGuard<'_, Log> {
-        self.log
+    /// Serves `markets` from the next scan on: they become the last frame, replacing the
+    /// scripted frames no scan has reached yet.
+    pub(crate) fn set_markets(&self, markets: Vec<Value>) {
+        let mut live = self.live();
+        // Frames no scan has reached yet are dropped; before the first scan, that is all.
+        let served = match live.scans_started {
+            0 => 0,
+            _ => live.current_frame() + 1,
+        };
+        live.frames.truncate(served);
+        live.frames.push(markets);
+    }
+
+    pub(crate) fn set_outage(&self, fault: Option<Fault>) {
+        self.live().outage = fault;
+    }
+
+    /// Locks what changes. A handler that panicked while holding it cannot have left it half
+    /// written (each update is a single push, increment or assignment), so poisoning is
+    /// ignored.
+    fn live(&self) -> MutexGuard<'_, Live> {
+        self.live
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Appends `request` to the log and returns its 0-based index.
-    fn record(&self, request: RecordedRequest) -> usize {
-        let mut log = self.log();
-        log.requests.push(request);
-        log.requests.len() - 1
+    /// Records `request` and returns the fault to answer it with, if any: the outage's while
+    /// one lasts, else the one scripted for its index.
+    fn record(&self, request: RecordedRequest) -> Option<Fault> {
+        let mut live = self.live();
+        live.requests.push(request);
+        let index = live.requests.len() - 1;
+        live.outage
+            .clone()
+            .or_else(|| self.faults.get(&index).cloned())
+    }
+
+    fn frame_count(&self) -> usize {
+        self.live().frames.len()
     }
 
     /// Counts a new scan and returns the frame it is served from.
     fn start_scan(&self) -> usize {
-        let mut log = self.log();
-        log.scans_started += 1;
-        self.frame_of_scan(log.scans_started)
+        let mut live = self.live();
+        live.scans_started += 1;
+        live.frame_of_scan(live.scans_started)
     }
 
-    /// The frame of the latest scan; frame 0 before any scan.
-    fn current_frame(&self) -> usize {
-        self.frame_of_scan(self.log().scans_started)
+    /// Cuts a page out of `frame`, or out of the latest scan's frame when it is `None`.
+    fn page(
+        &self,
+        frame: Option<usize>,
+        filter: &MarketFilter,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Value, ApiError> {
+        let live = self.live();
+        let frame = frame.unwrap_or_else(|| live.current_frame());
+        page(&live.frames[frame], filter, frame, offset, limit)
     }
 
-    fn frame_of_scan(&self, scans_started: usize) -> usize {
-        scans_started.saturating_sub(1).min(self.frames.len() - 1)
+    /// The market with this ticker in the latest scan's frame.
+    fn market(&self, ticker: &str) -> Option<Value> {
+        let live = self.live();
+        live.frames[live.current_frame()]
+            .iter()
+            .find(|market| market["ticker"] == ticker)
+            .cloned()
     }
 }
 
@@ -139,27 +212,34 @@ pub(crate) fn router(state: Arc<ServerState>) -> Router {
         .with_state(state)
 }
 
-/// Records the request, then either answers with the fault scripted for its index or hands it
-/// on to the route.
+/// Records the request, then either answers with a fault (the outage's, or the one scripted
+/// for its index) or hands it on to the route.
 async fn record_and_fault(
     State(state): State<Arc<ServerState>>,
     request: Request,
     next: Next,
 ) -> Response {
-    let index = state.record(RecordedRequest::of(&request));
-    match state.faults.get(&index).cloned() {
-        None => next.run(request).await,
-        Some(Fault::Delay(pause)) => {
+    let Some(fault) = state.record(RecordedRequest::of(&request)) else {
+        return next.run(request).await;
+    };
+    match fault {
+        Fault::Delay(pause) => {
             tokio::time::sleep(pause).await;
             next.run(request).await
         }
-        Some(Fault::Status { code, retry_after }) => status_fault(code, retry_after.as_deref()),
-        Some(Fault::MalformedBody) => (
-            StatusCode::OK,
-            [(CONTENT_TYPE, "application/json")],
-            TRUNCATED_PAGE,
-        )
-            .into_response(),
+        Fault::Status { code, retry_after } => status_fault(code, retry_after.as_deref()),
+        Fault::RetryAfterDate { code, wait } => {
+            let date = httpdate::fmt_http_date(SystemTime::now() + wait);
+            status_fault(code, Some(&date))
+        }
+        Fault::MalformedBody => body_with_status_ok("application/json", TRUNCATED_PAGE),
+        Fault::NotJson => body_with_status_ok("text/html; charset=utf-8", MAINTENANCE_PAGE),
+        Fault::ResetMidBody => match unscanned_page(&state, request.uri()) {
+            Ok(page) => cut_off(page.to_string()),
+            Err(error) => error.into_response(),
+        },
+        Fault::RepeatingCursor => looping_page(&state, request.uri()).into_response(),
+        Fault::EmptyPages(count) => Json(empty_page(count - 1)).into_response(),
     }
 }
 
@@ -169,14 +249,18 @@ async fn list_markets(
     uri: Uri,
 ) -> Result<Json<Value>, ApiError> {
     let params = query_pairs(&uri)?;
-    let query = MarketsQuery::parse(&params, state.frames.len())?;
+    let query = MarketsQuery::parse(&params, state.frame_count())?;
     // Only a valid first-page request starts a scan, so a rejected or faulted request that the
     // client retries does not skip a frame.
-    let frame = match query.cursor {
-        Some(cursor) => cursor.frame,
-        None => state.start_scan(),
+    let (frame, offset) = match query.start {
+        Start::At(cursor) => (cursor.frame, cursor.offset),
+        Start::Loop => return looping_page(&state, &uri),
+        Start::Empty(left) if left > 0 => return Ok(Json(empty_page(left - 1))),
+        Start::First | Start::Empty(_) => (state.start_scan(), 0),
     };
-    page(&state.frames[frame], &query, frame).map(Json)
+    state
+        .page(Some(frame), &query.filter, offset, query.limit)
+        .map(Json)
 }
 
 /// `GET /markets/{ticker}`: one market of the latest scan's frame.
@@ -186,11 +270,66 @@ async fn get_market(
 ) -> Result<Json<Value>, ApiError> {
     let Path(ticker) = ticker
         .map_err(|rejection| ApiError::bad_request("invalid_ticker", rejection.body_text()))?;
-    state.frames[state.current_frame()]
-        .iter()
-        .find(|market| market["ticker"] == ticker.as_str())
+    state
+        .market(&ticker)
         .map(|market| Json(json!({ "market": market })))
         .ok_or_else(|| ApiError::not_found(format!("market {ticker} not found")))
+}
+
+/// The page a `GET /markets` request asks for, cut from the latest scan's frame (or from its
+/// cursor's frame) without starting a scan: what a faulted request would have received.
+fn unscanned_page(state: &ServerState, uri: &Uri) -> Result<Value, ApiError> {
+    let params = query_pairs(uri)?;
+    let query = MarketsQuery::parse(&params, state.frame_count())?;
+    let (frame, offset) = match query.start {
+        Start::At(cursor) => (Some(cursor.frame), cursor.offset),
+        _ => (None, 0),
+    };
+    state.page(frame, &query.filter, offset, query.limit)
+}
+
+/// [`Fault::RepeatingCursor`]'s page: the first page of the latest scan's frame, whose cursor
+/// leads back to itself.
+fn looping_page(state: &ServerState, uri: &Uri) -> Result<Json<Value>, ApiError> {
+    let params = query_pairs(uri)?;
+    let query = MarketsQuery::parse(&params, state.frame_count())?;
+    let mut page = state.page(None, &query.filter, 0, query.limit)?;
+    page["cursor"] = json!(LOOP_CURSOR);
+    Ok(Json(page))
+}
+
+/// A page with no markets whose cursor leads to `left` more such pages, then to a real first
+/// page.
+fn empty_page(left: usize) -> Value {
+    json!({ "markets": [], "cursor": empty_cursor(left) })
+}
+
+fn body_with_status_ok(content_type: &'static str, body: &'static str) -> Response {
+    (StatusCode::OK, [(CONTENT_TYPE, content_type)], body).into_response()
+}
+
+/// A 200 that announces all of `body` but sends its first half only, then drops the
+/// connection: the server ends the body with an error, on which the connection is closed.
+fn cut_off(body: String) -> Response {
+    let length = body.len();
+    let half = Bytes::from(body).slice(..length / 2);
+    let dropped = async {
+        tokio::time::sleep(RESET_PAUSE).await;
+        Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "injected fault: connection dropped mid-body",
+        ))
+    };
+    let stream = stream::once(async { Ok(half) }).chain(stream::once(dropped));
+    (
+        StatusCode::OK,
+        [
+            (CONTENT_TYPE, "application/json".to_owned()),
+            (CONTENT_LENGTH, length.to_string()),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response()
 }
 
 async fn no_route(uri: Uri) -> ApiError {
@@ -218,17 +357,23 @@ fn status_fault(code: u16, retry_after: Option<&str>) -> Response {
     response
 }
 
-/// Cuts one page out of the markets of `frame` that pass the query's filters.
-fn page(markets: &[Value], query: &MarketsQuery, frame: usize) -> Result<Value, ApiError> {
-    let matching: Vec<&Value> = markets.iter().filter(|m| query.filter.matches(m)).collect();
-    let start = query.cursor.map_or(0, |cursor| cursor.offset);
+/// Cuts the page of at most `limit` markets from `start` out of the markets of `frame` that
+/// pass `filter`.
+fn page(
+    markets: &[Value],
+    filter: &MarketFilter,
+    frame: usize,
+    start: usize,
+    limit: usize,
+) -> Result<Value, ApiError> {
+    let matching: Vec<&Value> = markets.iter().filter(|m| filter.matches(m)).collect();
     if start > matching.len() {
         return Err(ApiError::bad_request(
             "invalid_cursor",
             "cursor is past the last market",
         ));
     }
-    let end = matching.len().min(start + query.limit);
+    let end = matching.len().min(start + limit);
     let cursor = if end < matching.len() {
         Cursor { frame, offset: end }.encode()
     } else {
@@ -240,22 +385,46 @@ fn page(markets: &[Value], query: &MarketsQuery, frame: usize) -> Result<Value, 
 /// The validated query of a `GET /markets` request.
 struct MarketsQuery {
     limit: usize,
-    cursor: Option<Cursor>,
+    start: Start,
     filter: MarketFilter,
+}
+
+/// Where the page a request asks for starts, by its cursor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Start {
+    /// No cursor: the first page of a new scan.
+    First,
+    /// A page of a scan under way.
+    At(Cursor),
+    /// [`Fault::RepeatingCursor`]'s cursor.
+    Loop,
+    /// A cursor of [`Fault::EmptyPages`]: this many empty pages are left before the first page.
+    Empty(usize),
 }
 
 impl MarketsQuery {
     fn parse(params: &[(String, String)], frame_count: usize) -> Result<Self, ApiError> {
-        let cursor = match first_value(params, "cursor").filter(|text| !text.is_empty()) {
-            Some(text) => Some(Cursor::decode(text, frame_count)?),
-            None => None,
+        let start = match first_value(params, "cursor").filter(|text| !text.is_empty()) {
+            None => Start::First,
+            Some(LOOP_CURSOR) => Start::Loop,
+            Some(text) => match text.strip_prefix(EMPTY_CURSOR_PREFIX).map(parse_index) {
+                Some(Some(left)) => Start::Empty(left),
+                _ => Start::At(Cursor::decode(text, frame_count)?),
+            },
         };
         Ok(MarketsQuery {
             limit: parse_limit(first_value(params, "limit"))?,
-            cursor,
+            start,
             filter: MarketFilter::parse(params)?,
         })
     }
+}
+
+/// How the cursors of [`Fault::EmptyPages`] begin; the number of empty pages left follows.
+const EMPTY_CURSOR_PREFIX: &str = "empty";
+
+fn empty_cursor(left: usize) -> String {
+    format!("{EMPTY_CURSOR_PREFIX}{left}")
 }
 
 fn parse_limit(text: Option<&str>) -> Result<usize, ApiError> {

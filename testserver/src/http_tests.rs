@@ -530,3 +530,152 @@ fn a_delayed_request_abandoned_by_its_client_starts_no_scan() {
     thread::sleep(Duration::from_millis(900));
     assert_eq!(server.scans_started(), 0);
 }
+
+#[test]
+fn not_json_fault_sends_200_with_an_html_page() {
+    let scenario = Scenario::new(fixtures::legacy_markets()).fault_on_request(0, Fault::NotJson);
+    let server = TestServer::start(scenario);
+    let reply = get(&server, "/markets");
+    assert_eq!(reply.status, 200);
+    assert!(reply
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/html"));
+    assert!(reply.body.starts_with("<!DOCTYPE html>"), "{}", reply.body);
+    assert_eq!(server.scans_started(), 0);
+}
+
+#[test]
+fn retry_after_date_fault_sends_an_http_date_ahead_of_the_answer() {
+    let fault = Fault::RetryAfterDate {
+        code: 429,
+        wait: Duration::from_secs(30),
+    };
+    let scenario = Scenario::new(fixtures::legacy_markets()).fault_on_request(0, fault);
+    let server = TestServer::start(scenario);
+    let reply = get(&server, "/markets");
+    assert_eq!(reply.status, 429);
+    let date = reply.header("retry-after").expect("a Retry-After header");
+    let at = httpdate::parse_http_date(date).expect("an HTTP date");
+    let ahead = at
+        .duration_since(std::time::SystemTime::now())
+        .expect("a date in the future");
+    assert!(ahead > Duration::from_secs(25) && ahead <= Duration::from_secs(30));
+}
+
+#[test]
+fn reset_mid_body_fault_sends_half_the_announced_page_then_closes() {
+    let scenario =
+        Scenario::new(fixtures::legacy_markets()).fault_on_request(0, Fault::ResetMidBody);
+    let server = TestServer::start(scenario);
+    let mut stream = TcpStream::connect(server.address()).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    stream
+        .write_all(b"GET /trade-api/v2/markets HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    // Keep-alive was not refused: only the server's drop ends the read.
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    let raw = String::from_utf8_lossy(&raw);
+    let (head, body) = raw.split_once("\r\n\r\n").expect("a header block");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let announced: usize = head
+        .lines()
+        .find_map(|line| {
+            line.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(str::to_owned)
+        })
+        .expect("a Content-Length")
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(body.len(), announced / 2);
+    assert!(body.starts_with('{') && serde_json::from_str::<Value>(body).is_err());
+    assert_eq!(server.scans_started(), 0);
+}
+
+#[test]
+fn repeating_cursor_fault_leads_back_to_the_same_page() {
+    let scenario =
+        Scenario::new(fixtures::legacy_markets()).fault_on_request(0, Fault::RepeatingCursor);
+    let server = TestServer::start(scenario);
+    let first = get(&server, "/markets?limit=10");
+    assert_eq!(first.tickers(), legacy_tickers()[..10]);
+    let again = get(
+        &server,
+        &format!("/markets?limit=10&cursor={}", first.cursor()),
+    );
+    assert_eq!(again.tickers(), first.tickers());
+    assert_eq!(again.cursor(), first.cursor());
+    assert_eq!(server.scans_started(), 0);
+}
+
+#[test]
+fn empty_pages_fault_leads_through_empty_pages_to_a_real_scan() {
+    let scenario =
+        Scenario::new(fixtures::legacy_markets()).fault_on_request(0, Fault::EmptyPages(3));
+    let server = TestServer::start(scenario);
+    let pages = scan(&server, "limit=100");
+    let sizes: Vec<usize> = pages.iter().map(|page| page.tickers().len()).collect();
+    assert_eq!(sizes, [0, 0, 0, 100, 100, 91]);
+    assert!(pages[..3].iter().all(|page| !page.cursor().is_empty()));
+    assert_eq!(server.scans_started(), 1);
+}
+
+#[test]
+fn an_outage_answers_every_request_with_its_fault_until_it_ends() {
+    let server = legacy_server();
+    server.begin_outage(Fault::Status {
+        code: 503,
+        retry_after: None,
+    });
+    assert_eq!(get(&server, "/markets").status, 503);
+    assert_eq!(get(&server, "/markets/EUCLIMATE-2030").status, 503);
+    server.end_outage();
+    assert_eq!(get(&server, "/markets").status, 200);
+    assert_eq!(server.scans_started(), 1);
+    assert_eq!(server.requests().len(), 3);
+}
+
+#[test]
+fn a_stopped_server_refuses_connections_and_restarts_on_the_same_port() {
+    let mut server = legacy_server();
+    let address = server.address();
+    assert_eq!(get(&server, "/markets").status, 200);
+    server.stop();
+    let refused = TcpStream::connect(address).unwrap_err();
+    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+    server.restart().unwrap();
+    assert_eq!(server.address(), address);
+    assert_eq!(get(&server, "/markets").status, 200);
+    assert_eq!(server.scans_started(), 2, "the scan count carried on");
+}
+
+#[test]
+fn set_markets_serves_them_from_the_next_scan_on() {
+    let moved = |bid: &str| {
+        let mut markets = fixtures::legacy_markets();
+        fixtures::set_yes_quote(&mut markets[0], bid, "0.90");
+        markets
+    };
+    let first_bid = |reply: &Reply| reply.json()["markets"][0]["yes_bid"].clone();
+    let scripted = Scenario::new(moved("0.10")).then(moved("0.20"));
+    let server = TestServer::start(scripted.clone());
+    server.set_markets(moved("0.30"));
+    assert_eq!(first_bid(&get(&server, "/markets")), 30, "before any scan");
+
+    let server = TestServer::start(scripted.then(moved("0.40")));
+    assert_eq!(first_bid(&get(&server, "/markets")), 10);
+    server.set_markets(moved("0.50"));
+    assert_eq!(
+        first_bid(&get(&server, "/markets")),
+        50,
+        "within the script"
+    );
+    server.set_markets(moved("0.60"));
+    assert_eq!(first_bid(&get(&server, "/markets")), 60, "past the script");
+    assert_eq!(first_bid(&get(&server, "/markets")), 60);
+}

@@ -33,6 +33,27 @@ pub enum Fault {
     Delay(Duration),
     /// Answer 200 with a body that is not valid JSON (a page cut off mid-market).
     MalformedBody,
+    /// Answer 200 with an HTML page instead of JSON, as a proxy or maintenance page would.
+    NotJson,
+    /// Answer with this status and a `Retry-After` HTTP date `wait` after the moment of
+    /// answering. The date has whole seconds, so a client sees a wait between `wait` minus one
+    /// second and `wait`.
+    RetryAfterDate {
+        /// HTTP status code, 100..=999.
+        code: u16,
+        /// How far ahead of the answer the date is.
+        wait: Duration,
+    },
+    /// Send the status line, the headers (with the `Content-Length` of the whole page) and the
+    /// first half of the normal page, then drop the connection.
+    ResetMidBody,
+    /// Answer with the normal first page of the current frame, without starting a scan, but
+    /// with a cursor that leads back to the same page: following it gets that page and that
+    /// cursor again, for ever.
+    RepeatingCursor,
+    /// Answer with no markets and a cursor. Following it gets `count - 1` more such empty
+    /// pages, then the real first page of a new scan. A huge `count` never ends.
+    EmptyPages(usize),
 }
 
 impl Scenario {
@@ -55,21 +76,9 @@ impl Scenario {
     /// the earlier one.
     ///
     /// # Panics
-    /// If a [`Fault::Status`] code is not a valid HTTP status code (100..=999) or its
-    /// `retry_after` is not printable ASCII.
+    /// If the fault is not one a server can send: see [`Fault::check`].
     pub fn fault_on_request(mut self, index: usize, fault: Fault) -> Self {
-        if let Fault::Status { code, retry_after } = &fault {
-            assert!(
-                (100..=999).contains(code),
-                "{code} is not an HTTP status code"
-            );
-            let printable =
-                |value: &String| value.bytes().all(|byte| (b' '..=b'~').contains(&byte));
-            assert!(
-                retry_after.as_ref().is_none_or(printable),
-                "Retry-After {retry_after:?} is not a valid header value"
-            );
-        }
+        fault.check();
         self.faults.insert(index, fault);
         self
     }
@@ -78,4 +87,32 @@ impl Scenario {
     pub fn frame_count(&self) -> usize {
         self.frames.len()
     }
+}
+
+impl Fault {
+    /// Panics if the fault cannot be sent: a status code outside 100..=999, a `retry_after`
+    /// that is not printable ASCII, or [`Fault::EmptyPages`] of none.
+    pub(crate) fn check(&self) {
+        match self {
+            Fault::Status { code, retry_after } => {
+                check_status(*code);
+                let printable =
+                    |value: &String| value.bytes().all(|byte| (b' '..=b'~').contains(&byte));
+                assert!(
+                    retry_after.as_ref().is_none_or(printable),
+                    "Retry-After {retry_after:?} is not a valid header value"
+                );
+            }
+            Fault::RetryAfterDate { code, .. } => check_status(*code),
+            Fault::EmptyPages(count) => assert!(*count > 0, "EmptyPages needs at least one page"),
+            _ => {}
+        }
+    }
+}
+
+fn check_status(code: u16) {
+    assert!(
+        (100..=999).contains(&code),
+        "{code} is not an HTTP status code"
+    );
 }

@@ -11,9 +11,14 @@ use axum::Router;
 use tokio::sync::oneshot;
 
 use crate::api::{self, RecordedRequest, ServerState};
-use crate::scenario::Scenario;
+use crate::scenario::{Fault, Scenario};
 
 /// A running test server bound to `127.0.0.1`. Dropping it stops the server.
+///
+/// Besides the faults of its [`Scenario`], a test can take the API away while its client runs:
+/// [`TestServer::begin_outage`] answers every request with a fault until
+/// [`TestServer::end_outage`], and [`TestServer::stop`] closes the port (connections are
+/// refused) until [`TestServer::restart`] opens it again.
 pub struct TestServer {
     address: SocketAddr,
     state: Arc<ServerState>,
@@ -35,11 +40,22 @@ impl TestServer {
     /// Serves `scenario` on `127.0.0.1:port` (0 picks a free port). Returns once the server is
     /// accepting connections, or the error that prevented it (e.g. the port is taken).
     pub fn start_on_port(scenario: Scenario, port: u16) -> io::Result<TestServer> {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port))?;
+        let mut server = TestServer {
+            address: (Ipv4Addr::LOCALHOST, port).into(),
+            state: Arc::new(ServerState::new(scenario)),
+            stop: None,
+            thread: None,
+        };
+        server.listen()?;
+        Ok(server)
+    }
+
+    /// Binds the server's port (a free one when it is 0) and serves on it from a new thread.
+    fn listen(&mut self) -> io::Result<()> {
+        let listener = TcpListener::bind(self.address)?;
         listener.set_nonblocking(true)?;
         let address = listener.local_addr()?;
-        let state = Arc::new(ServerState::new(scenario));
-        let app = api::router(Arc::clone(&state));
+        let app = api::router(Arc::clone(&self.state));
         let (stop, stopped) = oneshot::channel();
         let (ready, is_ready) = mpsc::channel();
         let thread = std::thread::Builder::new()
@@ -54,12 +70,50 @@ impl TestServer {
             let _ = thread.join();
             return Err(error);
         }
-        Ok(TestServer {
-            address,
-            state,
-            stop: Some(stop),
-            thread: Some(thread),
-        })
+        self.address = address;
+        self.stop = Some(stop);
+        self.thread = Some(thread);
+        Ok(())
+    }
+
+    /// Stops serving and closes the port, dropping every connection and request in flight:
+    /// until [`TestServer::restart`], connections to the port are refused. What the server
+    /// served and recorded is kept. Stopping a stopped server does nothing.
+    pub fn stop(&mut self) {
+        self.stop_and_join();
+    }
+
+    /// Serves again on the same port after [`TestServer::stop`], carrying on with the same
+    /// scenario, recorded requests and scan count. Another process may have taken the port
+    /// meanwhile; the error says so. Restarting a running server does nothing.
+    pub fn restart(&mut self) -> io::Result<()> {
+        if self.thread.is_some() {
+            return Ok(());
+        }
+        self.listen()
+    }
+
+    /// From now on, answers every request with `fault` (indexed faults included) until
+    /// [`TestServer::end_outage`]. Requests are still recorded; none starts a scan.
+    ///
+    /// # Panics
+    /// If the fault cannot be sent (see [`Scenario::fault_on_request`]).
+    pub fn begin_outage(&self, fault: Fault) {
+        fault.check();
+        self.state.set_outage(Some(fault));
+    }
+
+    /// Ends an outage begun by [`TestServer::begin_outage`]: requests are served (and faulted
+    /// by index) as before it.
+    pub fn end_outage(&self) {
+        self.state.set_outage(None);
+    }
+
+    /// Serves `markets` from the next scan on, as a market that moves while a client runs:
+    /// they become the last frame, and scripted frames no scan has reached yet are dropped.
+    /// Scans under way finish on their own frame.
+    pub fn set_markets(&self, markets: Vec<serde_json::Value>) {
+        self.state.set_markets(markets);
     }
 
     /// The API base URL, e.g. `http://127.0.0.1:41234/trade-api/v2`.
@@ -78,8 +132,9 @@ impl TestServer {
     }
 
     /// How many scans have started: valid `GET /markets` requests without a cursor that were
-    /// not answered by a [`Fault`](crate::Fault). A delayed one counts once its delay is over,
-    /// and not at all if its client hung up first (the server drops abandoned requests).
+    /// not answered by a [`Fault`], and those that follow the last empty page of a
+    /// [`Fault::EmptyPages`]. A delayed one counts once its delay is over, and not at all if
+    /// its client hung up first (the server drops abandoned requests).
     pub fn scans_started(&self) -> usize {
         self.state.scans_started()
     }
