@@ -3,6 +3,8 @@
 //! Requests are paced to stay under the basic read limit on their own. A
 //! 429, a 5xx, a timeout or a dropped connection is retried with exponential
 //! backoff and jitter, honouring `Retry-After`; other refusals end the scan.
+//! A server whose cursors never end the scan (one repeats, or empty pages
+//! keep coming) is left with a warning, keeping the markets read so far.
 //! The server's TLS certificate is always checked against the built-in web
 //! roots; there is deliberately no setting to turn that off, and a refused
 //! certificate ends the scan without retries.
@@ -73,7 +75,8 @@ pub struct RetryPolicy {
     pub base_delay: Duration,
     /// No backoff is longer than this.
     pub max_delay: Duration,
-    /// A `Retry-After` longer than this is cut to it.
+    /// A `Retry-After` longer than this is cut to it, whether it came as
+    /// seconds or as a date.
     pub max_retry_after: Duration,
 }
 
@@ -99,6 +102,19 @@ impl RetryPolicy {
             .min(self.max_delay);
         let half = step / 2;
         half + rand::rng().random_range(Duration::ZERO..=half)
+    }
+
+    /// The wait after `failures` failed attempts, the last of which asked
+    /// for `retry_after`: that, cut to `max_retry_after`, but never less
+    /// than the backoff. A `Retry-After` of 0, or a date already past (the
+    /// server's clock is behind ours), must not turn a storm of 429s into a
+    /// burst of retries.
+    pub fn wait(&self, failures: u32, retry_after: Option<Duration>) -> Duration {
+        let backoff = self.backoff(failures);
+        match retry_after {
+            Some(asked) => asked.min(self.max_retry_after).max(backoff),
+            None => backoff,
+        }
     }
 }
 
@@ -261,10 +277,7 @@ impl KalshiClient {
                     if !failed.retryable || failures >= self.config.retry.max_attempts {
                         return Err(failed.failure.into_error(&url, number, failures));
                     }
-                    let wait = failed
-                        .retry_after
-                        .map(|d| d.min(self.config.retry.max_retry_after))
-                        .unwrap_or_else(|| self.config.retry.backoff(failures));
+                    let wait = self.config.retry.wait(failures, failed.retry_after);
                     tracing::warn!(
                         %url, attempt = failures, wait_ms = wait.as_millis() as u64,
                         error = %failed.failure.describe(), "request failed; retrying"
@@ -347,6 +360,7 @@ impl MarketSource for KalshiClient {
         let mut scan = Scan::default();
         let mut cursor: Option<String> = None;
         let mut seen_cursors = HashSet::new();
+        let mut empty_in_a_row = 0;
 
         loop {
             if self.config.max_pages.is_some_and(|max| scan.pages >= max) {
@@ -365,20 +379,27 @@ impl MarketSource for KalshiClient {
                 .and_then(Value::as_array)
                 .ok_or_else(|| malformed("no \"markets\" array"))?;
             scan.absorb_page(records, watched);
+            empty_in_a_row = if records.is_empty() {
+                empty_in_a_row + 1
+            } else {
+                0
+            };
 
-            cursor = match page.get("cursor") {
-                // A cursor met before would page forever; no real scan does it.
-                Some(Value::String(next))
-                    if !next.is_empty() && !seen_cursors.insert(next.clone()) =>
-                {
-                    return Err(malformed(
-                        "the cursor repeats an earlier one; the scan would never end",
-                    ));
-                }
-                Some(Value::String(next)) if !next.is_empty() => Some(next.clone()),
-                None | Some(Value::Null) | Some(Value::String(_)) => break,
+            let next = match page.get("cursor") {
+                None | Some(Value::Null) => break,
+                Some(Value::String(next)) if next.is_empty() => break,
+                Some(Value::String(next)) => next.clone(),
                 Some(_) => return Err(malformed("\"cursor\" is not a string")),
             };
+            if let Some(reason) = endless(&mut seen_cursors, next.clone(), empty_in_a_row) {
+                tracing::warn!(
+                    url = %self.config.base_url, page = number, markets = scan.markets_read,
+                    "{reason}; the scan stops here and uses the {} market(s) read",
+                    scan.markets_read
+                );
+                break;
+            }
+            cursor = Some(next);
         }
         Ok(scan)
     }
@@ -386,6 +407,29 @@ impl MarketSource for KalshiClient {
     fn describe(&self) -> String {
         self.config.base_url.clone()
     }
+}
+
+/// How many empty pages in a row that still carry a cursor are followed.
+///
+/// An empty page with a cursor is legal: a server may cut a page where
+/// none of its markets passed the filters, and the next page has some. A
+/// server that keeps sending them would hold the cycle for ever, though,
+/// so a run of this many ends the scan.
+const MAX_EMPTY_PAGES_IN_A_ROW: usize = 10;
+
+/// Why following `next` would never end the scan, if it would not: the
+/// cursor was met before in this scan (no real scan revisits a page), or
+/// too many empty pages came in a row. Records `next` as seen.
+fn endless(seen: &mut HashSet<String>, next: String, empty_in_a_row: usize) -> Option<String> {
+    if !seen.insert(next) {
+        return Some("the API repeated a cursor of this scan, which would page for ever".into());
+    }
+    (empty_in_a_row >= MAX_EMPTY_PAGES_IN_A_ROW).then(|| {
+        format!(
+            "the API sent {empty_in_a_row} empty pages in a row that still had a cursor, \
+             and might never stop"
+        )
+    })
 }
 
 /// The most a page may weigh. A real page of 1,000 markets is under 3 MiB;
@@ -411,7 +455,10 @@ async fn read_limited(
     Ok((body, true))
 }
 
-/// `Retry-After` as seconds or as an HTTP date.
+/// `Retry-After` as seconds or as an HTTP date, in any of the three forms
+/// HTTP allows (`Sun, 06 Nov 1994 08:49:37 GMT`, the obsolete RFC 850 form
+/// and C's asctime form); a date already past is no wait. The caller caps
+/// it.
 fn parse_retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let text = headers
         .get(reqwest::header::RETRY_AFTER)?
@@ -421,9 +468,11 @@ fn parse_retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     if let Ok(seconds) = text.parse::<u64>() {
         return Some(Duration::from_secs(seconds));
     }
-    let at = chrono::DateTime::parse_from_rfc2822(text).ok()?;
-    let wait = at.with_timezone(&chrono::Utc) - chrono::Utc::now();
-    Some(wait.to_std().unwrap_or(Duration::ZERO))
+    let at = httpdate::parse_http_date(text).ok()?;
+    Some(
+        at.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 fn describe_transport_error(e: &reqwest::Error) -> String {
@@ -475,18 +524,51 @@ mod tests {
         }
     }
 
+    fn retry_after(value: &str) -> Option<Duration> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("retry-after", value.parse().unwrap());
+        parse_retry_after(&headers)
+    }
+
     #[test]
     fn retry_after_reads_seconds_and_dates() {
-        let mut headers = reqwest::header::HeaderMap::new();
-        headers.insert("retry-after", "3".parse().unwrap());
-        assert_eq!(parse_retry_after(&headers), Some(Duration::from_secs(3)));
-        headers.insert(
-            "retry-after",
-            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
+        assert_eq!(retry_after("3"), Some(Duration::from_secs(3)));
+        assert_eq!(retry_after(" 0 "), Some(Duration::ZERO));
+        for past in [
+            "Wed, 21 Oct 2015 07:28:00 GMT",
+            "Wednesday, 21-Oct-15 07:28:00 GMT",
+            "Wed Oct 21 07:28:00 2015",
+        ] {
+            assert_eq!(retry_after(past), Some(Duration::ZERO), "{past}");
+        }
+        let ahead = std::time::SystemTime::now() + Duration::from_secs(3600);
+        let wait = retry_after(&httpdate::fmt_http_date(ahead)).unwrap();
+        assert!(
+            wait > Duration::from_secs(3590) && wait <= Duration::from_secs(3600),
+            "{wait:?}"
         );
-        assert_eq!(parse_retry_after(&headers), Some(Duration::ZERO));
-        headers.insert("retry-after", "soon".parse().unwrap());
-        assert_eq!(parse_retry_after(&headers), None);
+        for garbage in ["soon", "-1", "1.5", "Wed, 21 Oct 2015"] {
+            assert_eq!(retry_after(garbage), None, "{garbage}");
+        }
+    }
+
+    #[test]
+    fn a_retry_after_is_capped_and_never_shorter_than_the_backoff() {
+        let policy = RetryPolicy::default();
+        let cap = policy.max_retry_after;
+        let an_hour = Duration::from_secs(3600);
+        assert_eq!(policy.wait(1, Some(an_hour)), cap);
+        let date = httpdate::fmt_http_date(std::time::SystemTime::now() + an_hour);
+        assert_eq!(policy.wait(1, retry_after(&date)), cap);
+        assert_eq!(
+            policy.wait(1, Some(Duration::from_secs(7))),
+            Duration::from_secs(7)
+        );
+        for failures in 1..6 {
+            let floor = policy.wait(failures, Some(Duration::ZERO));
+            let step = (policy.base_delay * 2u32.pow(failures - 1)).min(policy.max_delay);
+            assert!(floor >= step / 2 && floor <= step, "{failures}: {floor:?}");
+        }
     }
 
     #[test]
@@ -522,7 +604,7 @@ mod tests {
 
 #[cfg(test)]
 mod server_tests {
-    use kalshi_test_server::{fixtures, Scenario, TestServer};
+    use kalshi_test_server::{fixtures, Fault, Scenario, TestServer};
 
     use super::*;
 
@@ -572,9 +654,44 @@ mod server_tests {
     }
 
     #[tokio::test]
-    async fn a_repeating_cursor_ends_the_scan_with_an_error() {
+    async fn a_repeating_cursor_ends_the_scan_with_the_pages_read() {
         let mut client = KalshiClient::new(ClientConfig::new(endless_cursor_server())).unwrap();
-        let err = client.scan(&HashSet::new()).await.unwrap_err();
-        assert!(err.to_string().contains("the cursor repeats"), "{err}");
+        let scan = client.scan(&HashSet::new()).await.unwrap();
+        assert_eq!(
+            scan.pages, 2,
+            "the page that repeated its cursor is read, then no more"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_looping_cursor_keeps_the_markets_read_before_it_repeats() {
+        let scenario =
+            Scenario::new(fixtures::legacy_markets()).fault_on_request(0, Fault::RepeatingCursor);
+        let server = TestServer::start(scenario);
+        let mut client = client(&server, 1000);
+        let watched = HashSet::from(["EUCLIMATE-2030".to_string()]);
+        let scan = client.scan(&watched).await.unwrap();
+        assert_eq!(scan.pages, 2);
+        assert!(scan.markets.contains_key("EUCLIMATE-2030"));
+        assert_eq!(server.requests().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn empty_pages_with_a_cursor_are_followed_but_not_for_ever() {
+        let few =
+            Scenario::new(fixtures::legacy_markets()).fault_on_request(0, Fault::EmptyPages(3));
+        let server = TestServer::start(few);
+        let scan = client(&server, 1000).scan(&HashSet::new()).await.unwrap();
+        assert_eq!((scan.pages, scan.markets_read), (4, 232));
+
+        let endless = Scenario::new(fixtures::legacy_markets())
+            .fault_on_request(0, Fault::EmptyPages(usize::MAX));
+        let server = TestServer::start(endless);
+        let scan = client(&server, 1000).scan(&HashSet::new()).await.unwrap();
+        assert_eq!(
+            (scan.pages, scan.markets_read),
+            (MAX_EMPTY_PAGES_IN_A_ROW, 0)
+        );
+        assert_eq!(server.requests().len(), MAX_EMPTY_PAGES_IN_A_ROW);
     }
 }
