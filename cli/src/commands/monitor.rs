@@ -363,15 +363,9 @@ fn reloader(
         seen_notifiers = notifiers_now;
 
         let conditions = if alerts_changed {
-            if !store.path().exists() {
-                return Some(Err(format!(
-                    "{} was deleted; restore it, or stop the monitor",
-                    store.path().display()
-                )));
-            }
-            match store.load() {
-                Ok(file) => file.conditions,
-                Err(e) => return Some(Err(e.to_string())),
+            match read_conditions(&store) {
+                Ok(conditions) => conditions,
+                Err(e) => return Some(Err(e)),
             }
         } else {
             watched.conditions.clone()
@@ -412,6 +406,37 @@ fn reloader(
             notifiers,
         }))
     })
+}
+
+/// The conditions of alerts.json, read again for a running monitor.
+///
+/// A missing or empty file is refused like an invalid one, not read as "no
+/// conditions" (which is what it means to `alerts add`): a file deleted by
+/// mistake, or caught empty while an editor rewrites it in place, would
+/// otherwise stop every alert, and conditions that fire once would fire
+/// again when it is back. To stop every alert, stop the monitor or remove
+/// the conditions.
+fn read_conditions(store: &AlertStore) -> Result<Vec<Condition>, String> {
+    let path = store.path().display();
+    match std::fs::metadata(store.path()) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(format!(
+                "alerts file {path} does not exist (deleted or moved away?); put it back, \
+                 or stop the monitor to stop its alerts"
+            ))
+        }
+        Ok(metadata) if metadata.len() == 0 => {
+            return Err(format!(
+                "alerts file {path} is empty (still being written?); an empty list of \
+                 conditions is {{\"conditions\": []}}"
+            ))
+        }
+        _ => {}
+    }
+    store
+        .load()
+        .map(|file| file.conditions)
+        .map_err(|e| e.to_string())
 }
 
 /// On SIGHUP: reload the conditions at once, whether or not the file
@@ -509,4 +534,36 @@ fn finish(report: &RunReport) -> CliResult<ExitCode> {
         )));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(dir: &Path) -> Result<usize, String> {
+        read_conditions(&AlertStore::in_dir(dir)).map(|conditions| conditions.len())
+    }
+
+    #[test]
+    fn a_missing_empty_or_invalid_file_is_refused_and_a_good_one_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("alerts.json");
+
+        let missing = read(dir.path()).unwrap_err();
+        assert!(missing.contains("does not exist"), "{missing}");
+        assert!(missing.contains(&path.display().to_string()), "{missing}");
+
+        std::fs::write(&path, "").unwrap();
+        assert!(read(dir.path()).unwrap_err().contains("is empty"));
+
+        std::fs::write(&path, "{\n  \"conditions\": [\n").unwrap();
+        let invalid = read(dir.path()).unwrap_err();
+        assert!(
+            invalid.contains("is not valid JSON (line 3, column 0)"),
+            "{invalid}"
+        );
+
+        std::fs::write(&path, r#"{"conditions": []}"#).unwrap();
+        assert_eq!(read(dir.path()), Ok(0));
+    }
 }
