@@ -9,20 +9,12 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{eventually, record, started_pid, stderr_of, stdout_of, DaemonGuard, Sandbox};
+use common::{
+    alive, eventually, record, signal, started_pid, stderr_of, stdout_of, DaemonGuard, Sandbox,
+};
 use kalshi_test_server::{fixtures, Scenario, TestServer};
 use predicates::prelude::*;
 use serde_json::json;
-
-fn alive(pid: i32) -> bool {
-    // A zombie still answers kill(0); the lock file is the truth, so tests
-    // use `status` for "stopped" and this only for "still running".
-    unsafe { libc::kill(pid, 0) == 0 }
-}
-
-fn signal(pid: i32, sig: i32) {
-    assert_eq!(unsafe { libc::kill(pid, sig) }, 0, "kill({pid}, {sig})");
-}
 
 fn sandbox_with_condition() -> Sandbox {
     let sandbox = Sandbox::new();

@@ -1,5 +1,6 @@
 //! Shared set-up for the integration tests: a data dir, the real `kalshi`
-//! binary aimed at a loopback server, and helpers to read what it wrote.
+//! binary aimed at a loopback server, a daemon started from it, and helpers
+//! to read what they wrote.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -75,6 +76,18 @@ impl Sandbox {
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
+
+    /// The daemon's log, `alert_monitor.log` in the data dir.
+    pub fn log_path(&self) -> PathBuf {
+        self.data_dir().join("alert_monitor.log")
+    }
+
+    /// What the daemon's log holds so far; empty when there is none.
+    pub fn log_text(&self) -> String {
+        std::fs::read(self.log_path())
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .unwrap_or_default()
+    }
 }
 
 /// A condition record as the Python tool writes it.
@@ -149,4 +162,17 @@ pub fn started_pid(stdout: &str) -> i32 {
         .and_then(|rest| rest.split(')').next())
         .and_then(|pid| pid.parse().ok())
         .unwrap_or_else(|| panic!("no PID in {stdout:?}"))
+}
+
+/// Whether the process still runs. A zombie still answers kill(0); the
+/// lock file is the truth, so tests use `status` for "stopped" and this
+/// only for "still running".
+#[cfg(unix)]
+pub fn alive(pid: i32) -> bool {
+    unsafe { libc::kill(pid, 0) == 0 }
+}
+
+#[cfg(unix)]
+pub fn signal(pid: i32, sig: i32) {
+    assert_eq!(unsafe { libc::kill(pid, sig) }, 0, "kill({pid}, {sig})");
 }
