@@ -648,4 +648,24 @@ fn a_full_data_dir_loses_no_alert_and_recovers_once_space_is_freed() {
     assert_eq!(sandbox.conditions().len(), 3);
     daemon.stop();
     assert_state_database_whole(&sandbox.data_dir());
+    // What fired on the full disk reached the history once space came back,
+    // with its delivery recorded as made.
+    let history = sandbox
+        .kalshi()
+        .args(["alerts", "history", "--json"])
+        .output()
+        .unwrap();
+    let history: serde_json::Value = serde_json::from_slice(&history.stdout).unwrap();
+    let fired: Vec<&str> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["alert"]["condition_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(fired.len(), 3, "{history:#}");
+    for entry in history.as_array().unwrap() {
+        for delivery in entry["deliveries"].as_array().unwrap() {
+            assert_eq!(delivery["status"], "delivered", "{entry:#}");
+        }
+    }
 }

@@ -231,11 +231,14 @@ impl Dispatcher {
     }
 
     /// Delivers alerts the outbox could not take (the state database
-    /// cannot be written): one attempt each, nothing recorded or retried.
+    /// cannot be written): one attempt each, now. Returns how it went, and
+    /// each delivery's outcome, for the monitor to write to the outbox once
+    /// the database can be written again (so that what failed is retried
+    /// then, and the history is whole).
     pub async fn deliver_unrecorded(
         &mut self,
         routed: &[(FiredAlert, Vec<String>)],
-    ) -> DispatchReport {
+    ) -> (DispatchReport, Vec<(String, String, AttemptOutcome)>) {
         let due: Vec<DueDelivery> = routed
             .iter()
             .flat_map(|(alert, targets)| {
@@ -248,23 +251,26 @@ impl Dispatcher {
             })
             .collect();
         let mut report = DispatchReport::default();
+        let mut outcomes = Vec::new();
         let mut tasks = self.spawn(due);
         while let Some(done) = tasks.join_next().await {
             let Ok((job, result)) = done else { continue };
+            let outcome = self.settle(&job, result);
             let count = job.deliveries.len();
-            match result {
-                Ok(()) => {
-                    log_delivered(&job);
-                    report.delivered += count;
-                }
-                Err(e) => {
-                    tracing::error!(notifier = %job.instance.name, alerts = %ids(&job), reason = %e.message,
-                        "alert not delivered, and not kept for a retry: the state database cannot be written");
-                    report.failed += count;
-                }
+            match outcome {
+                AttemptOutcome::Delivered => report.delivered += count,
+                AttemptOutcome::Retry { .. } => report.retrying += count,
+                AttemptOutcome::Failed(_) | AttemptOutcome::GaveUp(_) => report.failed += count,
+            }
+            for delivery in &job.deliveries {
+                outcomes.push((
+                    delivery.alert.id.clone(),
+                    job.instance.name.clone(),
+                    outcome.clone(),
+                ));
             }
         }
-        report
+        (report, outcomes)
     }
 
     /// Groups due deliveries into attempts and starts them all.

@@ -156,6 +156,11 @@ pub struct Monitor {
     wake: Option<Arc<tokio::sync::Notify>>,
     /// When fired alerts older than [`HISTORY_KEPT`] were last cleared.
     last_forget: Option<tokio::time::Instant>,
+    /// Alerts fired while the database could not be written, with their
+    /// targets and how their one attempt went: written to the outbox by the
+    /// next commit that succeeds.
+    backlog: Vec<(FiredAlert, Vec<String>)>,
+    backlog_outcomes: Vec<(String, String, crate::state::AttemptOutcome)>,
 }
 
 /// Completes when `wake` is notified; never when there is none.
@@ -210,6 +215,8 @@ impl Monitor {
             reload: None,
             wake: None,
             last_forget: None,
+            backlog: Vec::new(),
+            backlog_outcomes: Vec::new(),
         }
     }
 
@@ -612,7 +619,12 @@ impl Monitor {
                 })
                 .collect(),
             markets: quoted,
-            fired: routed.iter().map(|(a, t)| (a, t.clone())).collect(),
+            fired: self
+                .backlog
+                .iter()
+                .chain(&routed)
+                .map(|(a, t)| (a, t.clone()))
+                .collect(),
         };
         let committed = self.state.commit_cycle(&commit);
         drop(commit);
@@ -620,6 +632,7 @@ impl Monitor {
         let dispatch = match committed {
             Ok(()) => {
                 self.unsaved.clear();
+                self.write_backlog_outcomes();
                 let mut shutdown = shutdown;
                 tokio::select! {
                     biased;
@@ -634,8 +647,12 @@ impl Monitor {
                 // Keep what this cycle learnt for the next commit.
                 self.unsaved.extend(changes);
                 tracing::error!(error = %e, fired = fired.len(),
-                    "cannot save this cycle's state; its alerts are delivered once without the outbox");
-                self.dispatcher.deliver_unrecorded(&routed).await
+                    "cannot save this cycle's state; its alerts are delivered once now, and \
+                     written to the outbox (and retried if need be) once the database can be written");
+                let (report, outcomes) = self.dispatcher.deliver_unrecorded(&routed).await;
+                self.backlog.extend(routed);
+                self.backlog_outcomes.extend(outcomes);
+                report
             }
         };
         for (ticker, market) in scan.markets {
@@ -662,6 +679,25 @@ impl Monitor {
             dispatch,
         };
         (report, cut_short)
+    }
+
+    /// After a commit that wrote the backlog's alerts: records how their
+    /// attempts went, so that a delivered one is not made again and a
+    /// failed one is retried from the outbox.
+    fn write_backlog_outcomes(&mut self) {
+        if self.backlog.is_empty() {
+            return;
+        }
+        tracing::info!(
+            alerts = self.backlog.len(),
+            "alerts fired while the state database could not be written are now in it"
+        );
+        self.backlog.clear();
+        for (alert, instance, outcome) in std::mem::take(&mut self.backlog_outcomes) {
+            if let Err(e) = self.state.record(&alert, &instance, &outcome) {
+                tracing::warn!(error = %e, alert = %alert, notifier = %instance, "cannot record a delivery's outcome");
+            }
+        }
     }
 
     /// If the database's file is gone (its data dir was deleted under the
@@ -1038,6 +1074,56 @@ mod tests {
         let delivered = sink.0.lock().unwrap();
         assert_eq!(delivered.len(), 1);
         assert_eq!(delivered[0].id, cycle_id(dir.path()));
+    }
+
+    /// Fails its first delivery, retryably, then delivers.
+    #[derive(Clone, Default)]
+    struct FailsOnce(Arc<Mutex<Vec<FiredAlert>>>, Arc<Mutex<u32>>);
+
+    #[async_trait]
+    impl Notifier for FailsOnce {
+        async fn notify(&self, alert: &FiredAlert) -> Result<(), NotifyError> {
+            let mut calls = self.1.lock().unwrap();
+            *calls += 1;
+            if *calls == 1 {
+                return Err(NotifyError::retryable("not yet"));
+            }
+            self.0.lock().unwrap().push(alert.clone());
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn alerts_fired_while_the_database_refuses_writes_reach_it_later() {
+        let sink = FailsOnce::default();
+        let mut monitor = Monitor::new(
+            Box::new(frames(&[(60, 62)])),
+            vec![condition("c", "price_above", 0.5)],
+            vec![NamedNotifier::new("hook", Box::new(sink.clone()))],
+        );
+        monitor.set_delivery_retry(DeliveryRetry {
+            base_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(1),
+            max_retry_after: Duration::from_millis(1),
+        });
+        monitor.state().refuse_writes(true);
+        let cycle = monitor.run_cycle().await.unwrap();
+        assert_eq!((cycle.fired.len(), cycle.dispatch.retrying), (1, 1));
+        // Still true, and known in memory: not fired again while the disk is full.
+        assert!(monitor.run_cycle().await.unwrap().fired.is_empty());
+
+        monitor.state().refuse_writes(false);
+        assert!(monitor.run_cycle().await.unwrap().fired.is_empty());
+        let history = monitor.state().history(None).unwrap();
+        assert_eq!(history.len(), 1, "the alert is in the history");
+        monitor.drain(Duration::from_secs(5)).await;
+        let history = monitor.state().history(None).unwrap();
+        let delivery = &history[0].deliveries[0];
+        assert_eq!(
+            (delivery.status, delivery.attempts),
+            (crate::state::DeliveryStatus::Delivered, 2)
+        );
+        assert_eq!(sink.0.lock().unwrap().len(), 1);
     }
 
     fn cycle_id(dir: &std::path::Path) -> String {

@@ -729,6 +729,13 @@ impl StateStore {
         })
     }
 
+    /// Makes every write fail, as a full disk does (tests only).
+    #[cfg(test)]
+    pub(crate) fn refuse_writes(&self, refuse: bool) {
+        self.with(|conn| conn.pragma_update(None, "query_only", refuse))
+            .expect("query_only is a pragma SQLite knows");
+    }
+
     /// Checks the file's integrity (`PRAGMA quick_check`).
     pub fn check(&self) -> Result<(), StateError> {
         let verdict: String =

@@ -53,7 +53,7 @@ impl Notifier for ConsoleNotifier {
         })
         .await
         .map_err(|e| NotifyError::retryable(format!("writer task failed: {e}")))?;
-        written.map_err(|e| NotifyError::permanent(format!("cannot write to standard output: {e}")))
+        written.map_err(|e| super::write_failure("cannot write to standard output".into(), &e))
     }
 }
 

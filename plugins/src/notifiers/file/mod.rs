@@ -65,11 +65,8 @@ impl Notifier for FileNotifier {
         let written = tokio::task::spawn_blocking(move || append(&target, &line))
             .await
             .map_err(|e| NotifyError::retryable(format!("writer task failed: {e}")))?;
-        written.map_err(|e| {
-            // Every local file error (permissions, a full disk, a directory
-            // in the way) repeats until someone acts, so none is retried.
-            NotifyError::permanent(format!("cannot append to {}: {e}", path.display()))
-        })
+        written
+            .map_err(|e| super::write_failure(format!("cannot append to {}", path.display()), &e))
     }
 }
 
@@ -163,6 +160,26 @@ mod tests {
         assert!(
             serde_json::from_str::<serde_json::Value>(lines[1]).is_ok(),
             "{text}"
+        );
+    }
+
+    /// /dev/full answers every write with ENOSPC, as a full disk does.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_full_disk_is_retried_since_space_may_come_back() {
+        let settings = serde_json::json!({"path": "/dev/full"});
+        let notifier = build(settings.as_object().unwrap()).unwrap();
+        let err = notifier.notify(&alert()).await.unwrap_err();
+        assert_eq!(
+            err.kind,
+            kalshi_alerts_core::FailureKind::Retryable,
+            "{}",
+            err.message
+        );
+        assert!(
+            err.message.contains("No space left on device"),
+            "{}",
+            err.message
         );
     }
 
