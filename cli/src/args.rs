@@ -81,6 +81,10 @@ pub enum Command {
     #[command(subcommand)]
     Alerts(AlertsCommand),
 
+    /// Find a market and see its price before alerting on it.
+    #[command(subcommand)]
+    Markets(MarketsCommand),
+
     /// List, check and test the notifiers that deliver alerts.
     #[command(subcommand)]
     Notifiers(NotifiersCommand),
@@ -112,6 +116,47 @@ pub enum Command {
         /// Write kalshi.1 and a page per subcommand (kalshi-alerts-add.1, ...) into DIR.
         #[arg(long, value_name = "DIR")]
         out_dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MarketsCommand {
+    /// One market: title, status, YES bid / ask / midpoint (exact), last price, volume, open
+    /// interest, close time, and the stored conditions that watch it.
+    Show {
+        /// The market's ticker, e.g. KXBTC-25DEC31-T100000.
+        ticker: String,
+
+        /// Print as JSON (prices as exact decimal strings).
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Open markets whose ticker or title contains TEXT (any case), as a table.
+    #[command(after_help = "Examples:\n  \
+        kalshi markets search bitcoin\n  \
+        kalshi markets search '' --event KXBTC-25DEC31 --limit 50\n  \
+        kalshi markets search rain --series KXRAINNYC")]
+    Search {
+        /// Text to look for in tickers and titles; '' lists every market of the scope.
+        text: String,
+
+        /// Only markets of this event (an event ticker).
+        #[arg(long, value_name = "EVENT_TICKER")]
+        event: Option<String>,
+
+        /// Only markets of this series (a series ticker).
+        #[arg(long, value_name = "SERIES_TICKER")]
+        series: Option<String>,
+
+        /// Show at most N markets.
+        #[arg(long, default_value_t = 20, value_name = "N",
+              value_parser = clap::value_parser!(u64).range(1..=1000))]
+        limit: u64,
+
+        /// Print as JSON (prices as exact decimal strings).
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -296,6 +341,10 @@ pub struct AddArgs {
     /// cooldown:DURATION (while true, at most once per DURATION, e.g. cooldown:30m).
     #[arg(long, value_name = "POLICY")]
     pub repeat: Option<String>,
+
+    /// Do not look the ticker up on Kalshi first (offline use, or a market not listed yet).
+    #[arg(long)]
+    pub no_check: bool,
 }
 
 /// Where the monitor reads markets from.

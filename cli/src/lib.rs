@@ -15,6 +15,7 @@ mod commands;
 mod config;
 mod error;
 mod output;
+mod progress;
 mod table;
 
 use std::io::IsTerminal;
@@ -24,7 +25,8 @@ use clap::{CommandFactory, FromArgMatches};
 use tracing_subscriber::EnvFilter;
 
 use args::{
-    AlertsCommand, Cli, ColorChoice, Command, ConfigCommand, NotifiersCommand, PluginsCommand,
+    AlertsCommand, Cli, ColorChoice, Command, ConfigCommand, MarketsCommand, NotifiersCommand,
+    PluginsCommand,
 };
 use error::CliResult;
 
@@ -87,6 +89,27 @@ fn run(cli: Cli, sources: &config::Sources) -> CliResult<ExitCode> {
         Command::Plugins(PluginsCommand::List { json }) => {
             return commands::plugins::list(&context, json)
         }
+        Command::Markets(command) => {
+            return match command {
+                MarketsCommand::Show { ticker, json } => {
+                    commands::markets::show(&context, &ticker, json)
+                }
+                MarketsCommand::Search {
+                    text,
+                    event,
+                    series,
+                    limit,
+                    json,
+                } => commands::markets::search(
+                    &context,
+                    &text,
+                    event.as_deref(),
+                    series.as_deref(),
+                    limit as usize,
+                    json,
+                ),
+            }
+        }
         Command::Config(ConfigCommand::Show { json }) => {
             return commands::config::show(&context, sources, json)
         }
@@ -119,7 +142,10 @@ fn uses_the_registry(command: &Command) -> bool {
         Command::Alerts(_) => false,
         Command::Notifiers(NotifiersCommand::Docs) => false,
         Command::Notifiers(_) | Command::Plugins(_) => true,
-        Command::Config(_) | Command::Completions { .. } | Command::Man { .. } => false,
+        Command::Config(_)
+        | Command::Markets(_)
+        | Command::Completions { .. }
+        | Command::Man { .. } => false,
     }
 }
 

@@ -340,7 +340,15 @@ fn concurrent_adds_lose_nothing() {
     let children: Vec<_> = (0..12)
         .map(|i| {
             std::process::Command::new(&exe)
-                .args(["alerts", "add", "volume", &format!("T{i}"), "--above", "1"])
+                .args([
+                    "alerts",
+                    "add",
+                    "volume",
+                    &format!("T{i}"),
+                    "--above",
+                    "1",
+                    "--no-check",
+                ])
                 .env("KALSHI_DATA_DIR", sandbox.data_dir())
                 .env("KALSHI_API_BASE_URL", common::NO_SERVER)
                 .stdout(std::process::Stdio::null())

@@ -33,7 +33,9 @@ fn section<'a>(text: &'a str, heading: &str) -> &'a str {
 /// Where each command is documented: (file, heading).
 fn home_of(path: &str) -> (&'static str, String) {
     match path {
-        p if p.starts_with("alerts ") => ("cli.md", format!("## `{p}`")),
+        p if p.starts_with("alerts ") || p.starts_with("markets ") => {
+            ("cli.md", format!("## `{p}`"))
+        }
         p if p.starts_with("notifiers ") => ("notifiers.md", "## Commands".into()),
         "plugins list" => ("plugins.md", "## Where run-time plugins come from".into()),
         "config show" => ("cli.md", "### Configuration files".into()),

@@ -566,9 +566,10 @@ fn data_dir_files(dir: &Path) -> Vec<(String, u64)> {
 }
 
 /// A condition that fires at once: CHINAUSGDP-30 trades 1976 contracts.
-const ADD_VOLUME: [&str; 6] = [
+const ADD_VOLUME: [&str; 7] = [
     "alerts",
     "add",
+    "--no-check",
     "volume",
     "CHINAUSGDP-30",
     "--above",

@@ -104,6 +104,41 @@ impl Market {
     }
 }
 
+/// A market as `kalshi markets show` presents it: the quote the monitor
+/// uses, and what a trader looks at before setting an alert.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MarketDetail {
+    #[serde(flatten)]
+    pub market: Market,
+    pub event_ticker: String,
+    /// The YES midpoint, when quoted.
+    pub midpoint: Option<Price>,
+    pub last_price: Option<Price>,
+    pub open_interest: Option<Decimal>,
+    /// As the API wrote it (RFC 3339); empty when absent.
+    pub close_time: String,
+}
+
+impl MarketDetail {
+    /// Reads one market object of any payload generation, with its extras.
+    pub fn from_json(value: &Value) -> Result<MarketDetail, MarketError> {
+        let market = Market::from_json(value)?;
+        let fields = value.as_object().expect("Market::from_json checked it");
+        let fail = |reason: String| MarketError {
+            ticker: market.ticker.clone(),
+            reason,
+        };
+        Ok(MarketDetail {
+            event_ticker: text_field(fields, "event_ticker"),
+            midpoint: market.midpoint().map(|m| m.normalize()),
+            last_price: price_field(fields, "last_price").map_err(fail)?,
+            open_interest: size_field(fields, "open_interest").map_err(fail)?,
+            close_time: text_field(fields, "close_time"),
+            market,
+        })
+    }
+}
+
 fn text_field(fields: &Map<String, Value>, name: &str) -> String {
     match fields.get(name) {
         Some(Value::String(s)) => s.clone(),

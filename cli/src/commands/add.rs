@@ -18,6 +18,14 @@ use crate::output::say;
 pub fn run(context: &Context, args: AddArgs) -> CliResult<ExitCode> {
     let mut condition = build(&args)?;
     condition.notify = routes(context, &args.notify)?;
+    // The ticker is looked up last: every mistake in the arguments, or in
+    // the alerts file, is reported first, with no network needed.
+    context.store().load()?;
+    let market = if args.no_check {
+        None
+    } else {
+        Some(check_market(context, &condition.ticker)?)
+    };
     let store = context.store();
     store.update(|file| {
         file.conditions.push(condition.clone());
@@ -26,6 +34,13 @@ pub fn run(context: &Context, args: AddArgs) -> CliResult<ExitCode> {
 
     say!("Alert added: {}", condition.label);
     say!("ID: {}", &condition.id[..8]);
+    if let Some(market) = &market {
+        say!(
+            "Now: {} ({})",
+            super::markets::quote_line(market),
+            kalshi_alerts_core::display::printable(&market.market.status)
+        );
+    }
     if let Some(expires) = &condition.expires_at {
         say!("Expires: {expires}");
     }
@@ -78,6 +93,33 @@ pub fn build(args: &AddArgs) -> CliResult<Condition> {
             .transpose()?,
         extra: Default::default(),
     })
+}
+
+/// The market `ticker` names, looked up on Kalshi; an unknown ticker is an
+/// error that suggests close matches, and an unreachable API one that says
+/// how to add without the check.
+fn check_market(
+    context: &Context,
+    ticker: &str,
+) -> CliResult<kalshi_alerts_core::market::MarketDetail> {
+    match super::markets::lookup(context, ticker) {
+        Ok(Some(market)) => Ok(market),
+        Ok(None) => {
+            let mut message = format!(
+                "no market {ticker} on Kalshi ({}); check the ticker with `kalshi markets search`",
+                context.environment
+            );
+            let near = super::markets::close_matches(context, ticker);
+            if !near.is_empty() {
+                message.push_str(&format!("; did you mean {}?", near.join(", ")));
+            }
+            Err(CliError::invalid(message))
+        }
+        Err(e) => Err(CliError::invalid(format!(
+            "{}; add it without the lookup with --no-check",
+            e.message
+        ))),
+    }
 }
 
 /// The instances named by `--notify`, each checked against the notifiers

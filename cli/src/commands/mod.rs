@@ -7,6 +7,7 @@ pub mod history;
 pub mod instances;
 pub mod list;
 pub mod manual;
+pub mod markets;
 pub mod monitor;
 pub mod notifiers;
 pub mod plugins;

@@ -155,6 +155,41 @@ fn build_source(context: &Context, args: &MonitorArgs) -> CliResult<Box<dyn Mark
     if args.source == SourceKind::Replay {
         return Ok(Box::new(ReplaySource::bundled()));
     }
+    let mut client = api_client(
+        context,
+        args.max_pages.map(|n| n as usize),
+        Duration::from_secs(args.timeout),
+        None,
+    )?;
+    // A progress line on a terminal; a daemon has none, and piped output
+    // gets nothing of it.
+    if std::env::var_os(DAEMON_CHILD).is_none()
+        && args.launcher.as_deref() != Some("daemon")
+        && !args.daemon
+    {
+        let mut line: Option<crate::progress::Progress> = None;
+        client.report_progress(Box::new(move |pages, markets, done| {
+            if done {
+                line = None;
+                return;
+            }
+            line.get_or_insert_with(|| crate::progress::Progress::start("scanning"))
+                .update(pages, markets);
+        }));
+    }
+    Ok(Box::new(client))
+}
+
+/// A client of the market API: `KALSHI_API_BASE_URL` if set (checked),
+/// else the host of `--env`.
+/// `attempts` replaces the number of attempts per request (a command a
+/// person waits for gives up sooner than the monitor).
+pub fn api_client(
+    context: &Context,
+    max_pages: Option<usize>,
+    timeout: Duration,
+    attempts: Option<u32>,
+) -> CliResult<KalshiClient> {
     let base_url = match std::env::var("KALSHI_API_BASE_URL") {
         Ok(text) => check_base_url(&text)
             .map_err(|e| CliError::invalid(format!("KALSHI_API_BASE_URL: {e}")))?,
@@ -164,10 +199,12 @@ fn build_source(context: &Context, args: &MonitorArgs) -> CliResult<Box<dyn Mark
         }
     };
     let mut config = ClientConfig::new(base_url);
-    config.max_pages = args.max_pages.map(|n| n as usize);
-    config.timeout = Duration::from_secs(args.timeout);
-    let client = KalshiClient::new(config).map_err(|e| CliError::invalid(e.to_string()))?;
-    Ok(Box::new(client))
+    config.max_pages = max_pages;
+    config.timeout = timeout;
+    if let Some(attempts) = attempts {
+        config.retry.max_attempts = attempts;
+    }
+    KalshiClient::new(config).map_err(|e| CliError::invalid(e.to_string()))
 }
 
 /// The arguments that run this same monitor in the foreground elsewhere:

@@ -51,7 +51,7 @@ impl Sandbox {
 
     /// Adds a condition through the CLI and returns its full id.
     pub fn add(&self, args: &[&str]) -> String {
-        let mut full = vec!["alerts", "add"];
+        let mut full = vec!["alerts", "add", "--no-check"];
         full.extend_from_slice(args);
         self.kalshi().args(&full).assert().success();
         let conditions = self.conditions();

@@ -20,6 +20,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use super::{MarketSource, Scan, SourceError};
+use crate::market::MarketDetail;
 
 /// Which Kalshi exchange to talk to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -193,7 +194,12 @@ pub struct KalshiClient {
     http: reqwest::Client,
     config: ClientConfig,
     next_request: Instant,
+    progress: Option<ScanProgress>,
 }
+
+/// Told after each page of a scan how many pages and markets were read,
+/// and once more with `true` when the scan ends: for a progress line.
+pub type ScanProgress = Box<dyn FnMut(usize, usize, bool) + Send + Sync>;
 
 /// One failed attempt, and whether another could succeed.
 struct AttemptError {
@@ -249,7 +255,13 @@ impl KalshiClient {
             http,
             config,
             next_request: Instant::now(),
+            progress: None,
         })
+    }
+
+    /// Reports the progress of every scan to `progress`.
+    pub fn report_progress(&mut self, progress: ScanProgress) {
+        self.progress = Some(progress);
     }
 
     pub fn config(&self) -> &ClientConfig {
@@ -258,15 +270,109 @@ impl KalshiClient {
 
     /// Fetches one page, retrying what can succeed later.
     async fn page(&mut self, cursor: Option<&str>, number: usize) -> Result<Value, SourceError> {
+        self.page_of(&[], cursor, number).await
+    }
+
+    /// Fetches one page of open markets narrowed by `filters` (query
+    /// parameters such as `event_ticker`), retrying what can succeed later.
+    async fn page_of(
+        &mut self,
+        filters: &[(&str, &str)],
+        cursor: Option<&str>,
+        number: usize,
+    ) -> Result<Value, SourceError> {
         let mut url = format!(
             "{}/markets?status=open&limit={}",
             self.config.base_url, self.config.page_limit
         );
+        for (name, value) in filters {
+            url.push_str(&format!("&{name}={}", crate::percent::encode(value)));
+        }
         if let Some(cursor) = cursor {
             url.push_str("&cursor=");
             url.push_str(&crate::percent::encode(cursor));
         }
+        self.get(&url, number).await
+    }
 
+    /// One market by its ticker, whatever its status; `None` when the API
+    /// knows no such market.
+    pub async fn market(&mut self, ticker: &str) -> Result<Option<MarketDetail>, SourceError> {
+        let url = format!(
+            "{}/markets/{}",
+            self.config.base_url,
+            crate::percent::encode(ticker)
+        );
+        let body = match self.get(&url, 1).await {
+            Ok(body) => body,
+            Err(SourceError::Refused { status: 404, .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let record = body.get("market").ok_or_else(|| SourceError::Malformed {
+            url: url.clone(),
+            page: 1,
+            reason: "no \"market\" object".into(),
+        })?;
+        MarketDetail::from_json(record)
+            .map(Some)
+            .map_err(|e| SourceError::Malformed {
+                url,
+                page: 1,
+                reason: e.to_string(),
+            })
+    }
+
+    /// Open markets narrowed by `filters` (`event_ticker`, `series_ticker`)
+    /// for which `keep` holds, page after page until `limit` are found or
+    /// the listing (or `max_pages`) ends. `progress` hears of each page.
+    pub async fn find_markets(
+        &mut self,
+        filters: &[(&str, &str)],
+        limit: usize,
+        mut keep: impl FnMut(&MarketDetail) -> bool,
+        mut progress: impl FnMut(usize, usize),
+    ) -> Result<Vec<MarketDetail>, SourceError> {
+        let mut found = Vec::new();
+        let mut cursor: Option<String> = None;
+        let mut seen = HashSet::new();
+        let (mut pages, mut read) = (0, 0);
+        loop {
+            if self.config.max_pages.is_some_and(|max| pages >= max) {
+                break;
+            }
+            let page = self.page_of(filters, cursor.as_deref(), pages + 1).await?;
+            pages += 1;
+            for record in page
+                .get("markets")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                read += 1;
+                if let Ok(market) = MarketDetail::from_json(record) {
+                    if keep(&market) {
+                        found.push(market);
+                    }
+                }
+            }
+            progress(pages, read);
+            if found.len() >= limit {
+                found.truncate(limit);
+                break;
+            }
+            match page.get("cursor").and_then(Value::as_str) {
+                Some(next) if !next.is_empty() && seen.insert(next.to_string()) => {
+                    cursor = Some(next.to_string())
+                }
+                _ => break,
+            }
+        }
+        Ok(found)
+    }
+
+    /// GETs `url` as JSON, retrying what can succeed later.
+    async fn get(&mut self, url: &str, number: usize) -> Result<Value, SourceError> {
+        let url = url.to_string();
         let mut failures = 0;
         loop {
             self.pace().await;
@@ -357,6 +463,23 @@ impl KalshiClient {
 #[async_trait]
 impl MarketSource for KalshiClient {
     async fn scan(&mut self, watched: &HashSet<String>) -> Result<Scan, SourceError> {
+        let result = self.scan_pages(watched).await;
+        if let Some(progress) = self.progress.as_mut() {
+            let (pages, markets) = result
+                .as_ref()
+                .map_or((0, 0), |scan| (scan.pages, scan.markets_read));
+            progress(pages, markets, true);
+        }
+        result
+    }
+
+    fn describe(&self) -> String {
+        self.config.base_url.clone()
+    }
+}
+
+impl KalshiClient {
+    async fn scan_pages(&mut self, watched: &HashSet<String>) -> Result<Scan, SourceError> {
         let mut scan = Scan::default();
         let mut cursor: Option<String> = None;
         let mut seen_cursors = HashSet::new();
@@ -379,6 +502,9 @@ impl MarketSource for KalshiClient {
                 .and_then(Value::as_array)
                 .ok_or_else(|| malformed("no \"markets\" array"))?;
             scan.absorb_page(records, watched);
+            if let Some(progress) = self.progress.as_mut() {
+                progress(scan.pages, scan.markets_read, false);
+            }
             empty_in_a_row = if records.is_empty() {
                 empty_in_a_row + 1
             } else {
@@ -402,10 +528,6 @@ impl MarketSource for KalshiClient {
             cursor = Some(next);
         }
         Ok(scan)
-    }
-
-    fn describe(&self) -> String {
-        self.config.base_url.clone()
     }
 }
 

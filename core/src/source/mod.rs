@@ -15,7 +15,9 @@ use serde_json::Value;
 
 use crate::market::Market;
 
-pub use kalshi::{check_base_url, ClientConfig, Environment, KalshiClient, RetryPolicy};
+pub use kalshi::{
+    check_base_url, ClientConfig, Environment, KalshiClient, RetryPolicy, ScanProgress,
+};
 pub use replay::ReplaySource;
 
 /// What one cycle's scan found.

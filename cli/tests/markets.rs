@@ -1,0 +1,261 @@
+//! `kalshi markets show` / `search` and the ticker check of `alerts add`,
+//! through the real binary against the loopback server: the fields shown
+//! (sub-penny quotes kept exact), the conditions watching a market, JSON
+//! shapes, scopes, close matches for a typo, an unreachable API, and the
+//! progress line only on a terminal.
+
+mod common;
+
+use common::{record, stderr_of, stdout_of, Sandbox};
+use kalshi_test_server::{fixtures, Scenario, TestServer};
+use predicates::prelude::*;
+use serde_json::{json, Value};
+
+fn server() -> TestServer {
+    // The legacy recording plus a current-generation market quoted in
+    // sub-pennies.
+    let mut markets = fixtures::legacy_markets();
+    let mut current = fixtures::to_current(&fixtures::transitional_markets()[0]);
+    fixtures::set_yes_quote(&mut current, "0.4550", "0.4561");
+    markets.push(current);
+    TestServer::start(Scenario::new(markets))
+}
+
+fn current_ticker() -> String {
+    fixtures::transitional_markets()[0]["ticker"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn show_prints_the_market_and_the_conditions_watching_it() {
+    let server = server();
+    let sandbox = Sandbox::new();
+    sandbox.write_alerts(json!([
+        record("watching-1", "price_above", "EUCLIMATE-2030", 0.5),
+        record("other", "price_above", "USCLIMATE-2030", 0.5),
+    ]));
+    let output = sandbox
+        .kalshi_at(&server.base_url())
+        .args(["markets", "show", "euclimate-2030"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    let text = stdout_of(&output);
+    for expected in [
+        "EUCLIMATE-2030",
+        "status:        active",
+        "event:         EUCLIMATE",
+        "yes bid / ask: 0.35 / 0.44",
+        "midpoint:      0.395",
+        "last price:    0.35",
+        "volume:        39",
+        "open interest: 1",
+        "closes:        2032-12-31T15:00:00Z",
+        "watched by:    watching",
+    ] {
+        assert!(text.contains(expected), "{expected:?} not in\n{text}");
+    }
+    assert!(!text.contains("USCLIMATE"), "{text}");
+
+    let output = sandbox
+        .kalshi_at(&server.base_url())
+        .args(["markets", "show", &current_ticker(), "--json"])
+        .output()
+        .unwrap();
+    let shown: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(shown["yes_bid"], "0.4550");
+    assert_eq!(shown["yes_ask"], "0.4561");
+    assert_eq!(shown["midpoint"], "0.45555", "exact, not rounded to a cent");
+    assert_eq!(shown["watched_by"], json!([]));
+    for key in [
+        "ticker",
+        "title",
+        "status",
+        "event_ticker",
+        "last_price",
+        "volume",
+        "open_interest",
+        "close_time",
+    ] {
+        assert!(shown.get(key).is_some(), "no {key} in {shown:#}");
+    }
+}
+
+#[test]
+fn an_unknown_ticker_is_refused_with_close_matches() {
+    let server = server();
+    let sandbox = Sandbox::new();
+    sandbox
+        .kalshi_at(&server.base_url())
+        .args(["markets", "show", "EUCLIMATE-2031"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains(
+            "no market EUCLIMATE-2031 on Kalshi (prod); did you mean EUCLIMATE-2030?",
+        ));
+}
+
+#[test]
+fn search_matches_tickers_and_titles_within_a_scope() {
+    let server = server();
+    let sandbox = Sandbox::new();
+    let search = |args: &[&str]| {
+        let output = sandbox
+            .kalshi_at(&server.base_url())
+            .args(["markets", "search"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", stderr_of(&output));
+        stdout_of(&output)
+    };
+    let table = search(&["climate"]);
+    let tickers: Vec<&str> = table
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(
+        tickers,
+        [
+            "EUCLIMATE-2030",
+            "INDIACLIMATE-30",
+            "USCLIMATE-2025",
+            "USCLIMATE-2030"
+        ]
+    );
+    assert!(table.starts_with("TICKER"), "{table}");
+    assert!(table.contains("0.35  0.44  0.395  39"), "{table}");
+
+    let scoped = search(&["", "--event", "usclimate", "--json"]);
+    let scoped: Vec<Value> = serde_json::from_str(&scoped).unwrap();
+    let tickers: Vec<&str> = scoped
+        .iter()
+        .map(|m| m["ticker"].as_str().unwrap())
+        .collect();
+    assert_eq!(tickers, ["USCLIMATE-2025", "USCLIMATE-2030"]);
+    let asked = server.requests();
+    assert!(
+        asked
+            .iter()
+            .any(|r| r.param("event_ticker") == Some("USCLIMATE")),
+        "the scope goes to the API as a filter"
+    );
+
+    assert_eq!(search(&["climate", "--limit", "2"]).lines().count(), 3);
+    assert!(search(&["no-such-thing-anywhere"]).contains("No open market matches"));
+    sandbox
+        .kalshi_at(&server.base_url())
+        .args(["markets", "search", "x", "--limit", "0"])
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn add_looks_the_ticker_up_and_shows_the_price() {
+    let server = server();
+    let sandbox = Sandbox::new();
+    sandbox
+        .kalshi_at(&server.base_url())
+        .args(["alerts", "add", "price", "EUCLIMATE-2030", "--above", "0.5"])
+        .assert()
+        .success()
+        .stdout(predicates::str::contains(
+            "Now: bid 0.35 / ask 0.44, mid 0.395 (active)",
+        ));
+    let before = std::fs::read(sandbox.alerts_path()).unwrap();
+
+    sandbox
+        .kalshi_at(&server.base_url())
+        .args(["alerts", "add", "price", "EUCLIMATE-2003", "--above", "0.5"])
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains(
+            "no market EUCLIMATE-2003 on Kalshi (prod)",
+        ))
+        .stderr(predicates::str::contains("did you mean EUCLIMATE-2030?"));
+    assert_eq!(std::fs::read(sandbox.alerts_path()).unwrap(), before);
+
+    // The API unreachable: refused, saying how to add offline; --no-check adds.
+    let output = sandbox
+        .kalshi()
+        .args(["alerts", "add", "price", "OFFLINE-1", "--above", "0.5"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr_of(&output).contains("add it without the lookup with --no-check"),
+        "{}",
+        stderr_of(&output)
+    );
+    assert_eq!(std::fs::read(sandbox.alerts_path()).unwrap(), before);
+    sandbox
+        .kalshi()
+        .args([
+            "alerts",
+            "add",
+            "price",
+            "OFFLINE-1",
+            "--above",
+            "0.5",
+            "--no-check",
+        ])
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("Now:").not());
+    assert_eq!(sandbox.conditions().len(), 2);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_scan_shows_progress_on_a_terminal_and_none_when_piped() {
+    use std::io::Read;
+
+    let server = server();
+    let sandbox = Sandbox::new();
+    sandbox.write_alerts(json!([record("c", "price_above", "EUCLIMATE-2030", 0.3)]));
+    let run_on_terminal = |args: &[&str]| {
+        let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("kalshi"));
+        command
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("KALSHI_DATA_DIR", sandbox.data_dir())
+            .env("KALSHI_API_BASE_URL", server.base_url())
+            .env("KALSHI_LOG", "warn")
+            .env("TERM", "xterm");
+        let mut session = expectrl::Session::spawn(command).unwrap();
+        let mut out = String::new();
+        let _ = session.read_to_string(&mut out);
+        out
+    };
+    let shown = run_on_terminal(&["markets", "search", "climate"]);
+    assert!(shown.contains("searching: "), "{shown}");
+    assert!(shown.contains("market(s) read"), "{shown}");
+    let shown = run_on_terminal(&["alerts", "monitor", "--once", "--notifier", "log"]);
+    assert!(shown.contains("scanning: "), "{shown}");
+    assert!(shown.contains("1 page(s), 233 market(s) read"), "{shown}");
+
+    let piped = sandbox
+        .kalshi_at(&server.base_url())
+        .args(["alerts", "monitor", "--once", "--notifier", "log"])
+        .output()
+        .unwrap();
+    assert!(
+        !stderr_of(&piped).contains("market(s) read"),
+        "{}",
+        stderr_of(&piped)
+    );
+    let piped = sandbox
+        .kalshi_at(&server.base_url())
+        .args(["markets", "search", "climate"])
+        .output()
+        .unwrap();
+    assert!(
+        !stderr_of(&piped).contains("searching"),
+        "{}",
+        stderr_of(&piped)
+    );
+}
