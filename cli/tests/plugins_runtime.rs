@@ -348,7 +348,7 @@ fn the_csv_kind_is_listed_configured_and_tested_like_a_built_in_one() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("  sheet (csv, default, timeout 10s)"),
+        stdout.contains("  sheet (csv, default, timeout 10s, retried for 1day)"),
         "{stdout}"
     );
 

@@ -253,10 +253,11 @@ fn describe_instance(instance: &Instance, warnings: &[String]) -> String {
         "on request"
     };
     let mut out = format!(
-        "  {} ({}, {role}, timeout {}s)\n",
+        "  {} ({}, {role}, timeout {}s, retried for {})\n",
         instance.name,
         instance.kind.name(),
-        instance.timeout.as_secs_f64()
+        instance.timeout.as_secs_f64(),
+        humantime::format_duration(instance.max_age)
     );
     for (key, value) in instance.shown_settings() {
         out.push_str(&format!("      {key} = {value}\n"));
@@ -289,6 +290,7 @@ fn instance_json(instance: &Instance, file: &NotifiersFile) -> Value {
         "kind": instance.kind.name(),
         "default": instance.default,
         "timeout_secs": instance.timeout.as_secs_f64(),
+        "max_delivery_age_secs": instance.max_age.as_secs(),
         "settings": instance.shown_settings(),
         "warnings": configured_warnings(instance, file),
     })
