@@ -129,20 +129,45 @@ const PASS_LIMIT: usize = 500;
 const PER_INSTANCE: usize = 4;
 
 /// Hands alerts to instances and records how it went.
+///
+/// A delivery pass runs as a task of its own: the monitor starts one after
+/// each commit and whenever a retry falls due, and waits for it only
+/// briefly, so a receiver that hangs delays neither the next scan nor the
+/// other instances. Each delivery a pass takes is leased first (its next
+/// attempt put after the pass's time limit, in the database), so that no
+/// other pass takes it meanwhile, and a monitor that dies mid-attempt makes
+/// it again once the lease runs out.
 pub struct Dispatcher {
     instances: Vec<Arc<NamedNotifier>>,
     retry: DeliveryRetry,
     failing: Failing,
+    /// Outcomes that could not be written (the database refused): kept
+    /// here, kept out of later passes, and written as soon as it can be.
+    unrecorded: Unrecorded,
+    /// After a pass that could take nothing (the database refused, or only
+    /// deliveries waiting to be recorded were due), none before this.
+    quiet_until: Option<chrono::DateTime<Utc>>,
+    passes: JoinSet<DispatchReport>,
 }
 
 /// Instances whose last delivery failed, with the reason; an instance
 /// leaves it when a delivery through it succeeds.
 type Failing = Arc<std::sync::Mutex<std::collections::BTreeMap<String, String>>>;
 
+type Unrecorded = Arc<std::sync::Mutex<std::collections::HashMap<(String, String), AttemptOutcome>>>;
+
+/// How long the monitor leaves the outbox alone after a pass that could
+/// take nothing: no tight loop on a database that refuses writes.
+const QUIET: chrono::TimeDelta = chrono::TimeDelta::seconds(1);
+
 /// One attempt: deliveries to one instance made by one call.
 struct Job {
     instance: Arc<NamedNotifier>,
     deliveries: Vec<DueDelivery>,
+}
+
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Dispatcher {
@@ -151,15 +176,15 @@ impl Dispatcher {
             instances: instances.into_iter().map(Arc::new).collect(),
             retry,
             failing: Failing::default(),
+            unrecorded: Unrecorded::default(),
+            quiet_until: None,
+            passes: JoinSet::new(),
         }
     }
 
     /// Instances whose last delivery failed, and why.
     pub fn failing(&self) -> std::collections::BTreeMap<String, String> {
-        self.failing
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
+        lock(&self.failing).clone()
     }
 
     pub fn set_retry(&mut self, retry: DeliveryRetry) {
@@ -172,10 +197,7 @@ impl Dispatcher {
     pub fn set_instances(&mut self, instances: Vec<NamedNotifier>) {
         self.instances = instances.into_iter().map(Arc::new).collect();
         let names = self.instance_names();
-        self.failing
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .retain(|name, _| names.contains(name));
+        lock(&self.failing).retain(|name, _| names.contains(name));
     }
 
     pub fn instance_names(&self) -> Vec<String> {
@@ -196,38 +218,111 @@ impl Dispatcher {
         }
     }
 
-    /// Attempts every delivery in `state`'s outbox that is due now, and
-    /// records each outcome as it comes in. Dropping the future abandons
-    /// the attempts under way; their deliveries stay pending and are made
-    /// again later (deliveries are at least once).
-    pub async fn deliver_due(&mut self, state: &StateStore) -> DispatchReport {
+    /// How long a pass may hold a delivery: the longest attempt, and a
+    /// margin for writing the outcome.
+    fn lease(&self) -> Duration {
+        let longest = self.instances.iter().map(|i| i.timeout).max();
+        longest.unwrap_or(DELIVERY_TIMEOUT) + Duration::from_secs(5)
+    }
+
+    /// Writes the outcomes kept in memory, as far as the database lets.
+    fn flush_unrecorded(&self, state: &StateStore) {
+        let mut unrecorded = lock(&self.unrecorded);
+        unrecorded.retain(|(alert, instance), outcome| state.record(alert, instance, outcome).is_err());
+    }
+
+    /// Starts a pass over the deliveries due now, as a task of its own.
+    /// Returns how many deliveries it took.
+    pub fn start_pass(&mut self, state: &Arc<StateStore>) -> usize {
+        while self.passes.try_join_next().is_some() {}
+        self.flush_unrecorded(state);
         let names = self.instance_names();
-        let due = match state.due(&names, Utc::now(), PASS_LIMIT) {
+        let skip: Vec<(String, String)> = lock(&self.unrecorded).keys().cloned().collect();
+        let now = Utc::now();
+        let lease = now + chrono::Duration::from_std(self.lease()).unwrap_or(chrono::TimeDelta::MAX);
+        let due = match state.take_due(&names, &skip, now, PASS_LIMIT, lease) {
             Ok(due) => due,
             Err(e) => {
-                tracing::error!(error = %e, "cannot read the outbox; deliveries wait for the next pass");
-                return DispatchReport::default();
+                tracing::error!(error = %e, "cannot take deliveries from the outbox; trying again in a second");
+                self.quiet_until = Some(now + QUIET);
+                return 0;
             }
         };
+        self.quiet_until = due.is_empty().then_some(now + QUIET);
+        let count = due.len();
+        if count == 0 {
+            return 0;
+        }
+        let jobs = self.jobs(due);
+        let state = Arc::clone(state);
+        let retry = self.retry.clone();
+        let failing = Arc::clone(&self.failing);
+        let unrecorded = Arc::clone(&self.unrecorded);
+        self.passes.spawn(async move {
+            let mut report = DispatchReport::default();
+            let mut tasks = attempt_all(jobs);
+            while let Some(done) = tasks.join_next().await {
+                let Ok((job, result)) = done else { continue };
+                let outcome = settle(&job, result, &retry, &failing);
+                for delivery in &job.deliveries {
+                    let key = (delivery.alert.id.clone(), job.instance.name.clone());
+                    if let Err(e) = state.record(&key.0, &key.1, &outcome) {
+                        tracing::error!(error = %e, notifier = %key.1, alert = %key.0,
+                            "cannot record a delivery's outcome; kept until the database can be written");
+                        lock(&unrecorded).insert(key, outcome.clone());
+                    }
+                }
+                report.add(&outcome, job.deliveries.len());
+            }
+            report
+        });
+        count
+    }
+
+    /// Whether a pass is still under way.
+    pub fn passes_running(&self) -> bool {
+        !self.passes.is_empty()
+    }
+
+    /// Waits for the passes under way, at most `limit`, and adds up the
+    /// reports of those that finished. The others go on.
+    pub async fn wait_passes(&mut self, limit: Duration) -> DispatchReport {
         let mut report = DispatchReport::default();
-        let mut tasks = self.spawn(due);
-        while let Some(done) = tasks.join_next().await {
-            let Ok((job, result)) = done else { continue };
-            let outcome = self.settle(&job, result);
-            for delivery in &job.deliveries {
-                if let Err(e) = state.record(&delivery.alert.id, &job.instance.name, &outcome) {
-                    tracing::error!(error = %e, notifier = %job.instance.name, alert = %delivery.alert.id,
-                        "cannot record a delivery's outcome; it may be made again");
+        let _ = tokio::time::timeout(limit, async {
+            while let Some(done) = self.passes.join_next().await {
+                if let Ok(pass) = done {
+                    report.delivered += pass.delivered;
+                    report.failed += pass.failed;
+                    report.retrying += pass.retrying;
                 }
             }
-            let count = job.deliveries.len();
-            match outcome {
-                AttemptOutcome::Delivered => report.delivered += count,
-                AttemptOutcome::Retry { .. } => report.retrying += count,
-                AttemptOutcome::Failed(_) | AttemptOutcome::GaveUp(_) => report.failed += count,
-            }
-        }
+        })
+        .await;
         report
+    }
+
+    /// Abandons the passes under way: their deliveries stay leased in the
+    /// outbox and are made again when the lease runs out.
+    pub fn abort_passes(&mut self) {
+        self.passes.abort_all();
+    }
+
+    /// When a pass should next start: the next delivery due, but not while
+    /// the outbox is being left alone after a pass that could take nothing.
+    pub fn next_pass(&self, state: &StateStore) -> Option<chrono::DateTime<Utc>> {
+        let next = state.next_due(&self.instance_names()).ok()??;
+        Some(match self.quiet_until {
+            Some(quiet) => next.max(quiet),
+            None => next,
+        })
+    }
+
+    /// Attempts every delivery due now and waits for them all: one pass,
+    /// awaited. Dropping the future abandons the attempts under way.
+    pub async fn deliver_due(&mut self, state: &Arc<StateStore>) -> DispatchReport {
+        self.wait_passes(Duration::MAX).await;
+        self.start_pass(state);
+        self.wait_passes(Duration::MAX).await
     }
 
     /// Delivers alerts the outbox could not take (the state database
@@ -252,16 +347,11 @@ impl Dispatcher {
             .collect();
         let mut report = DispatchReport::default();
         let mut outcomes = Vec::new();
-        let mut tasks = self.spawn(due);
+        let mut tasks = attempt_all(self.jobs(due));
         while let Some(done) = tasks.join_next().await {
             let Ok((job, result)) = done else { continue };
-            let outcome = self.settle(&job, result);
-            let count = job.deliveries.len();
-            match outcome {
-                AttemptOutcome::Delivered => report.delivered += count,
-                AttemptOutcome::Retry { .. } => report.retrying += count,
-                AttemptOutcome::Failed(_) | AttemptOutcome::GaveUp(_) => report.failed += count,
-            }
+            let outcome = settle(&job, result, &self.retry, &self.failing);
+            report.add(&outcome, job.deliveries.len());
             for delivery in &job.deliveries {
                 outcomes.push((
                     delivery.alert.id.clone(),
@@ -273,8 +363,9 @@ impl Dispatcher {
         (report, outcomes)
     }
 
-    /// Groups due deliveries into attempts and starts them all.
-    fn spawn(&self, due: Vec<DueDelivery>) -> JoinSet<(Job, Result<(), NotifyError>)> {
+    /// Groups due deliveries into attempts: one per delivery, or one per
+    /// instance for a notifier that batches.
+    fn jobs(&self, due: Vec<DueDelivery>) -> Vec<Job> {
         let mut jobs: Vec<Job> = Vec::new();
         for delivery in due {
             let Some(instance) = self.instances.iter().find(|i| i.name == delivery.instance) else {
@@ -292,86 +383,99 @@ impl Dispatcher {
                 }),
             }
         }
-        let mut gates: std::collections::HashMap<String, Arc<Semaphore>> = Default::default();
-        let mut tasks = JoinSet::new();
-        for job in jobs {
-            let gate = gates
-                .entry(job.instance.name.clone())
-                .or_insert_with(|| Arc::new(Semaphore::new(PER_INSTANCE)))
-                .clone();
-            tasks.spawn(async move {
-                let _turn = gate.acquire_owned().await;
-                let alerts: Vec<FiredAlert> =
-                    job.deliveries.iter().map(|d| d.alert.clone()).collect();
-                let result = job.instance.attempt(&alerts).await;
-                (job, result)
-            });
-        }
-        tasks
+        jobs
     }
+}
 
-    /// Turns an attempt's result into the deliveries' next step, logs it
-    /// and keeps the failing list.
-    fn settle(&self, job: &Job, result: Result<(), NotifyError>) -> AttemptOutcome {
-        let name = &job.instance.name;
-        let mut failing = self
-            .failing
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let error = match result {
-            Ok(()) => {
-                failing.remove(name);
-                log_delivered(job);
-                return AttemptOutcome::Delivered;
-            }
-            Err(error) => error,
-        };
-        failing.insert(name.clone(), error.message.clone());
-        let attempts = job.deliveries.iter().map(|d| d.attempts).max().unwrap_or(0) + 1;
-        let oldest = job
-            .deliveries
-            .iter()
-            .map(|d| d.fired_at)
-            .min()
-            .unwrap_or_else(Utc::now);
-        let now = Utc::now();
-        let age = now
-            .signed_duration_since(oldest)
-            .to_std()
-            .unwrap_or_default();
-        if error.kind == FailureKind::Permanent {
-            tracing::error!(
-                notifier = %name, alerts = %ids(job), attempts, failure = "permanent",
-                reason = %error.message, "alert not delivered"
-            );
-            return AttemptOutcome::Failed(error.message);
+impl DispatchReport {
+    fn add(&mut self, outcome: &AttemptOutcome, count: usize) {
+        match outcome {
+            AttemptOutcome::Delivered => self.delivered += count,
+            AttemptOutcome::Retry { .. } => self.retrying += count,
+            AttemptOutcome::Failed(_) | AttemptOutcome::GaveUp(_) => self.failed += count,
         }
-        if age >= job.instance.max_age {
-            tracing::error!(
-                notifier = %name, alerts = %ids(job), attempts, failure = "gave up",
-                max_delivery_age = %humantime::format_duration(job.instance.max_age),
-                reason = %error.message, "alert not delivered"
-            );
-            return AttemptOutcome::GaveUp(error.message);
+    }
+}
+
+/// Starts every attempt, at most [`PER_INSTANCE`] at once per instance.
+fn attempt_all(jobs: Vec<Job>) -> JoinSet<(Job, Result<(), NotifyError>)> {
+    let mut gates: std::collections::HashMap<String, Arc<Semaphore>> = Default::default();
+    let mut tasks = JoinSet::new();
+    for job in jobs {
+        let gate = gates
+            .entry(job.instance.name.clone())
+            .or_insert_with(|| Arc::new(Semaphore::new(PER_INSTANCE)))
+            .clone();
+        tasks.spawn(async move {
+            let _turn = gate.acquire_owned().await;
+            let alerts: Vec<FiredAlert> = job.deliveries.iter().map(|d| d.alert.clone()).collect();
+            let result = job.instance.attempt(&alerts).await;
+            (job, result)
+        });
+    }
+    tasks
+}
+
+/// Turns an attempt's result into the deliveries' next step, logs it and
+/// keeps the failing list.
+fn settle(
+    job: &Job,
+    result: Result<(), NotifyError>,
+    retry: &DeliveryRetry,
+    failing: &Failing,
+) -> AttemptOutcome {
+    let name = &job.instance.name;
+    let mut failing = lock(failing);
+    let error = match result {
+        Ok(()) => {
+            failing.remove(name);
+            log_delivered(job);
+            return AttemptOutcome::Delivered;
         }
-        let asked = error.retry_after.map(|d| d.min(self.retry.max_retry_after));
-        let wait = self.retry.backoff(attempts).max(asked.unwrap_or_default());
-        let at = now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX);
-        if attempts == 1 {
-            tracing::warn!(
-                notifier = %name, alerts = %ids(job), reason = %error.message,
-                retry_in_ms = wait.as_millis() as u64, "delivery failed; will retry"
-            );
-        } else {
-            tracing::debug!(
-                notifier = %name, alerts = %ids(job), attempts, reason = %error.message,
-                retry_in_ms = wait.as_millis() as u64, "delivery failed again; will retry"
-            );
-        }
-        AttemptOutcome::Retry {
-            error: error.message,
-            at,
-        }
+        Err(error) => error,
+    };
+    failing.insert(name.clone(), error.message.clone());
+    let attempts = job.deliveries.iter().map(|d| d.attempts).max().unwrap_or(0) + 1;
+    let oldest = job
+        .deliveries
+        .iter()
+        .map(|d| d.fired_at)
+        .min()
+        .unwrap_or_else(Utc::now);
+    let now = Utc::now();
+    let age = now.signed_duration_since(oldest).to_std().unwrap_or_default();
+    if error.kind == FailureKind::Permanent {
+        tracing::error!(
+            notifier = %name, alerts = %ids(job), attempts, failure = "permanent",
+            reason = %error.message, "alert not delivered"
+        );
+        return AttemptOutcome::Failed(error.message);
+    }
+    if age >= job.instance.max_age {
+        tracing::error!(
+            notifier = %name, alerts = %ids(job), attempts, failure = "gave up",
+            max_delivery_age = %humantime::format_duration(job.instance.max_age),
+            reason = %error.message, "alert not delivered"
+        );
+        return AttemptOutcome::GaveUp(error.message);
+    }
+    let asked = error.retry_after.map(|d| d.min(retry.max_retry_after));
+    let wait = retry.backoff(attempts).max(asked.unwrap_or_default());
+    let at = now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX);
+    if attempts == 1 {
+        tracing::warn!(
+            notifier = %name, alerts = %ids(job), reason = %error.message,
+            retry_in_ms = wait.as_millis() as u64, "delivery failed; will retry"
+        );
+    } else {
+        tracing::debug!(
+            notifier = %name, alerts = %ids(job), attempts, reason = %error.message,
+            retry_in_ms = wait.as_millis() as u64, "delivery failed again; will retry"
+        );
+    }
+    AttemptOutcome::Retry {
+        error: error.message,
+        at,
     }
 }
 
@@ -484,7 +588,10 @@ mod tests {
 
     /// Puts `alerts` in a fresh outbox, each for the instances its route
     /// picks, as a monitor's commit does.
-    fn outbox(dispatcher: &Dispatcher, alerts: &[(FiredAlert, Option<Vec<String>>)]) -> StateStore {
+    fn outbox(
+        dispatcher: &Dispatcher,
+        alerts: &[(FiredAlert, Option<Vec<String>>)],
+    ) -> Arc<StateStore> {
         let state = StateStore::in_memory();
         let fired = alerts
             .iter()
@@ -497,11 +604,11 @@ mod tests {
                 ..Default::default()
             })
             .unwrap();
-        state
+        Arc::new(state)
     }
 
     /// Runs delivery passes as retries fall due, for at most `limit`.
-    async fn deliver_all(dispatcher: &mut Dispatcher, state: &StateStore, limit: Duration) {
+    async fn deliver_all(dispatcher: &mut Dispatcher, state: &Arc<StateStore>, limit: Duration) {
         let deadline = std::time::Instant::now() + limit;
         while std::time::Instant::now() < deadline {
             dispatcher.deliver_due(state).await;
@@ -678,6 +785,59 @@ mod tests {
         dispatcher.set_instances(vec![again]);
         assert_eq!(dispatcher.deliver_due(&state).await.delivered, 1);
         assert_eq!(a_calls.load(Ordering::SeqCst), 0);
+    }
+
+    /// Delivers, then makes the database refuse writes: the outcome cannot
+    /// be recorded.
+    struct BreaksTheDisk(Arc<StateStore>, Arc<AtomicU32>);
+
+    #[async_trait]
+    impl Notifier for BreaksTheDisk {
+        async fn notify(&self, _: &FiredAlert) -> Result<(), NotifyError> {
+            self.1.fetch_add(1, Ordering::SeqCst);
+            self.0.refuse_writes(true);
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn an_outcome_that_cannot_be_recorded_is_kept_not_made_again() {
+        let placeholder = NamedNotifier::new("hook", Box::new(Slow));
+        let mut dispatcher = Dispatcher::new(vec![placeholder], fast_retry());
+        let state = outbox(&dispatcher, &[(alert("c"), None)]);
+        let calls = Arc::new(AtomicU32::new(0));
+        let breaks = BreaksTheDisk(Arc::clone(&state), Arc::clone(&calls));
+        dispatcher.set_instances(vec![NamedNotifier::new("hook", Box::new(breaks))]);
+
+        assert_eq!(dispatcher.deliver_due(&state).await.delivered, 1);
+        // The database refuses: later passes take nothing and make nothing
+        // again, and the monitor is told to leave the outbox alone a while.
+        for _ in 0..50 {
+            assert_eq!(dispatcher.start_pass(&state), 0);
+        }
+        let quiet = dispatcher.next_pass(&state).unwrap();
+        assert!(quiet > chrono::Utc::now(), "no pass due at once: no tight loop");
+        // Writable again: the kept outcome is written, nothing is resent.
+        state.refuse_writes(false);
+        dispatcher.start_pass(&state);
+        dispatcher.wait_passes(Duration::from_secs(5)).await;
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert_eq!(statuses(&state), [("hook".into(), DeliveryStatus::Delivered, 1)]);
+    }
+
+    #[tokio::test]
+    async fn a_pass_leases_what_it_takes_so_no_other_pass_takes_it() {
+        let mut slow = NamedNotifier::new("slow", Box::new(Slow));
+        slow.timeout = Duration::from_secs(30);
+        let mut dispatcher = Dispatcher::new(vec![slow], fast_retry());
+        let state = outbox(&dispatcher, &[(alert("c"), None)]);
+        assert_eq!(dispatcher.start_pass(&state), 1);
+        assert!(dispatcher.passes_running());
+        // While the attempt hangs, the delivery is not due again.
+        assert_eq!(dispatcher.start_pass(&state), 0);
+        let next = state.next_due(&dispatcher.instance_names()).unwrap().unwrap();
+        assert!(next > chrono::Utc::now() + chrono::Duration::seconds(30));
+        dispatcher.abort_passes();
     }
 
     #[tokio::test]

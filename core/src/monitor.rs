@@ -37,6 +37,11 @@ pub const DRAIN_LIMIT: Duration = Duration::from_secs(30);
 /// Fired alerts are kept in the history this long, once delivered.
 pub const HISTORY_KEPT: Duration = Duration::from_secs(90 * 24 * 3600);
 
+/// How long a cycle waits for its delivery pass before it moves on: the
+/// pass goes on in the background, so a receiver that hangs delays neither
+/// the next scan nor the other instances by more than this.
+pub const PASS_WAIT: Duration = Duration::from_secs(2);
+
 /// What one cycle did.
 #[derive(Debug, Clone)]
 pub struct CycleReport {
@@ -134,7 +139,7 @@ pub struct Monitor {
     source: Box<dyn MarketSource>,
     conditions: Vec<Condition>,
     dispatcher: Dispatcher,
-    state: StateStore,
+    state: Arc<StateStore>,
     /// Whose markets these are in the state database (the environment).
     scope: String,
     /// The last quoted state of each watched market.
@@ -205,7 +210,7 @@ impl Monitor {
             source,
             conditions: normalised(conditions),
             dispatcher: Dispatcher::new(notifiers, DeliveryRetry::default()),
-            state: StateStore::in_memory(),
+            state: Arc::new(StateStore::in_memory()),
             scope: "default".into(),
             previous: HashMap::new(),
             known: HashMap::new(),
@@ -232,7 +237,7 @@ impl Monitor {
     ) -> Result<(), crate::state::StateError> {
         self.known = state.conditions()?;
         self.previous = state.markets(scope)?;
-        self.state = state;
+        self.state = Arc::new(state);
         self.scope = scope.to_string();
         Ok(())
     }
@@ -304,31 +309,27 @@ impl Monitor {
     async fn drain_until(&mut self, limit: Duration, mut shutdown: Shutdown<'_>) {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
-            let names = self.dispatcher.instance_names();
-            let next = match self.state.next_due(&names) {
-                Ok(Some(next)) => next,
-                Ok(None) => return,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot read the outbox");
-                    return;
-                }
-            };
-            let wait = (next - Utc::now()).to_std().unwrap_or_default();
-            let at = tokio::time::Instant::now() + wait;
-            if at > deadline {
+            let next = self.next_retry();
+            if next.is_none() && !self.dispatcher.passes_running() {
                 break;
             }
-            tokio::select! {
-                biased;
-                _ = &mut shutdown => break,
-                _ = tokio::time::sleep_until(at) => {}
+            let at = next.unwrap_or(deadline).min(deadline);
+            if tokio::time::Instant::now() >= deadline {
+                break;
             }
+            let running = self.dispatcher.passes_running();
             tokio::select! {
                 biased;
                 _ = &mut shutdown => break,
-                _ = self.dispatcher.deliver_due(&self.state) => {}
+                _ = tokio::time::sleep_until(at) => {
+                    if next.is_some_and(|n| n <= tokio::time::Instant::now()) {
+                        self.dispatcher.start_pass(&self.state);
+                    }
+                }
+                _ = self.dispatcher.wait_passes(Duration::MAX), if running => {}
             }
         }
+        self.dispatcher.abort_passes();
         self.log_left_pending();
     }
 
@@ -371,6 +372,7 @@ impl Monitor {
         let mut shutdown = std::pin::pin!(shutdown);
         let report = self.run_cycles(options, shutdown.as_mut()).await;
         if report.stop == StopReason::Signal {
+            self.dispatcher.abort_passes();
             self.log_left_pending();
         } else {
             self.drain_until(DRAIN_LIMIT, shutdown).await;
@@ -539,14 +541,9 @@ impl Monitor {
                         break;
                     }
                     _ = until(retry_at) => {
-                        tokio::select! {
-                            biased;
-                            _ = &mut shutdown => {
-                                report.stop = StopReason::Signal;
-                                return report;
-                            }
-                            _ = self.dispatcher.deliver_due(&self.state) => {}
-                        }
+                        // A pass of its own: a receiver that hangs holds
+                        // up nothing here.
+                        self.dispatcher.start_pass(&self.state);
                         self.fill_delivery_status(&mut status);
                         self.save_status(&status);
                     }
@@ -555,10 +552,9 @@ impl Monitor {
         }
     }
 
-    /// When the next retry in the outbox falls due, on the monitor's clock.
+    /// When the next delivery pass should start, on the monitor's clock.
     fn next_retry(&self) -> Option<tokio::time::Instant> {
-        let names = self.dispatcher.instance_names();
-        let next = self.state.next_due(&names).ok()??;
+        let next = self.dispatcher.next_pass(&self.state)?;
         let wait = (next - Utc::now()).to_std().unwrap_or_default();
         Some(tokio::time::Instant::now() + wait)
     }
@@ -634,13 +630,14 @@ impl Monitor {
                 self.unsaved.clear();
                 self.write_backlog_outcomes();
                 let mut shutdown = shutdown;
+                self.dispatcher.start_pass(&self.state);
                 tokio::select! {
                     biased;
                     _ = &mut shutdown => {
                         cut_short = true;
                         DispatchReport::default()
                     }
-                    report = self.dispatcher.deliver_due(&self.state) => report,
+                    report = self.dispatcher.wait_passes(PASS_WAIT) => report,
                 }
             }
             Err(e) => {
@@ -713,7 +710,7 @@ impl Monitor {
                 tracing::warn!(database = %fresh.label(),
                     "the state database was removed while in use; started a new one \
                      (deliveries pending in the old one are lost)");
-                self.state = fresh;
+                self.state = Arc::new(fresh);
                 self.unsaved.extend(self.known.keys().cloned());
             }
             Err(e) => tracing::error!(error = %e, "cannot start a new state database"),
@@ -1124,6 +1121,37 @@ mod tests {
             (crate::state::DeliveryStatus::Delivered, 2)
         );
         assert_eq!(sink.0.lock().unwrap().len(), 1);
+    }
+
+    /// Never answers.
+    struct Hangs;
+
+    #[async_trait]
+    impl Notifier for Hangs {
+        async fn notify(&self, _: &FiredAlert) -> Result<(), NotifyError> {
+            std::future::pending().await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_receiver_that_hangs_holds_up_neither_the_cycle_nor_the_others() {
+        let sink = Collect::default();
+        let mut hangs = NamedNotifier::new("hangs", Box::new(Hangs));
+        hangs.timeout = Duration::from_secs(600);
+        let mut monitor = Monitor::new(
+            Box::new(frames(&[(40, 44), (60, 62), (40, 44), (60, 62)])),
+            vec![condition("c", "price_crosses", 0.5)],
+            vec![hangs, NamedNotifier::new("sink", Box::new(sink.clone()))],
+        );
+        let started = std::time::Instant::now();
+        for _ in 0..4 {
+            monitor.run_cycle().await.unwrap();
+        }
+        // Three crossings, each checked and delivered to the other instance,
+        // in a few times the cycle's wait for its pass, not 600 s.
+        assert_eq!(sink.0.lock().unwrap().len(), 3);
+        assert!(started.elapsed() < PASS_WAIT * 4 + Duration::from_secs(5));
+        monitor.dispatcher.abort_passes();
     }
 
     fn cycle_id(dir: &std::path::Path) -> String {

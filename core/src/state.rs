@@ -526,6 +526,79 @@ impl StateStore {
         Ok(due)
     }
 
+    /// Takes the pending deliveries to `instances` that are due at `now`
+    /// (oldest alert first, at most `limit`, none of `skip`), and leases
+    /// them: their next attempt is put at `lease`, in the same transaction,
+    /// so that no other pass takes them while they are being made, and a
+    /// monitor that dies meanwhile makes them again once the lease is over.
+    pub fn take_due(
+        &self,
+        instances: &[String],
+        skip: &[(String, String)],
+        now: DateTime<Utc>,
+        limit: usize,
+        lease: DateTime<Utc>,
+    ) -> Result<Vec<DueDelivery>, StateError> {
+        let rows = self.with(|conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let rows = {
+                let mut query = tx.prepare_cached(
+                    "SELECT f.alert, d.instance, d.attempts, f.fired_at, d.alert_id
+                     FROM delivery d JOIN fired_alert f ON f.id = d.alert_id
+                     WHERE d.status = 'pending' AND d.next_attempt_at <= ?1
+                     ORDER BY f.fired_at, f.id, d.instance",
+                )?;
+                let rows = query.query_map([millis(now)], |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, u32>(2)?,
+                        row.get::<_, i64>(3)?,
+                        row.get::<_, String>(4)?,
+                    ))
+                })?;
+                let mut taken = Vec::new();
+                for row in rows {
+                    let row = row?;
+                    let key = (row.4.clone(), row.1.clone());
+                    if !instances.contains(&row.1) || skip.contains(&key) {
+                        continue;
+                    }
+                    taken.push(row);
+                    if taken.len() >= limit {
+                        break;
+                    }
+                }
+                taken
+            };
+            {
+                let mut hold = tx.prepare_cached(
+                    "UPDATE delivery SET next_attempt_at = ?3 WHERE alert_id = ?1 AND instance = ?2",
+                )?;
+                for row in &rows {
+                    hold.execute(params![row.4, row.1, millis_up(lease)])?;
+                }
+            }
+            tx.commit()?;
+            Ok(rows)
+        })?;
+        let mut due = Vec::new();
+        for (record, instance, attempts, fired_at, _) in rows {
+            match serde_json::from_str::<FiredAlert>(&record) {
+                Ok(alert) => due.push(DueDelivery {
+                    alert,
+                    instance,
+                    attempts,
+                    fired_at: from_millis(fired_at),
+                }),
+                Err(e) => {
+                    tracing::error!(database = %self.label, error = %e, "a stored alert cannot be read; skipped")
+                }
+            }
+        }
+        Ok(due)
+    }
+
     /// When the next pending delivery to one of `instances` falls due.
     pub fn next_due(&self, instances: &[String]) -> Result<Option<DateTime<Utc>>, StateError> {
         let rows: Vec<(String, i64)> = self.with(|conn| {
