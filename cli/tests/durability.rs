@@ -526,3 +526,42 @@ fn sigterm_during_a_scan_stops_within_two_seconds_with_state_committed() {
     check_once(&sandbox, &again);
     assert_eq!(fired_ids(&out), ["c"]);
 }
+
+/// Takes the immutable attribute off again, whatever the test did.
+struct Mutable(std::path::PathBuf);
+
+impl Drop for Mutable {
+    fn drop(&mut self) {
+        let _ = StdCommand::new("chattr").arg("-i").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_state_database_that_cannot_be_written_stops_the_monitor_at_start() {
+    let sandbox = Sandbox::new();
+    sandbox.write_alerts(json!([record("c", "price_above", TICKER, 0.3)]));
+    let server = TestServer::start(Scenario::new(markets_at("0.39", "0.40")));
+    check_once(&sandbox, &server);
+    let database = sandbox.data_dir().join("state.sqlite3");
+    // Root may write any file whatever its mode; only an immutable one is
+    // refused to root too. Not every file system has the attribute.
+    let made = StdCommand::new("chattr").arg("+i").arg(&database).status();
+    if !made.is_ok_and(|s| s.success()) {
+        eprintln!("chattr +i is not available here; skipped");
+        return;
+    }
+    let _undo = Mutable(database.clone());
+    let output = sandbox
+        .kalshi_at(&server.base_url())
+        .args(["alerts", "monitor", "--once", "--notifier", "log"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", stderr_of(&output));
+    assert!(
+        stderr_of(&output).contains("cannot be written (read-only or immutable)"),
+        "{}",
+        stderr_of(&output)
+    );
+    // Reading still works.
+    assert_eq!(history(&sandbox).len(), 1);
+}

@@ -154,7 +154,8 @@ pub struct Dispatcher {
 /// leaves it when a delivery through it succeeds.
 type Failing = Arc<std::sync::Mutex<std::collections::BTreeMap<String, String>>>;
 
-type Unrecorded = Arc<std::sync::Mutex<std::collections::HashMap<(String, String), AttemptOutcome>>>;
+type Unrecorded =
+    Arc<std::sync::Mutex<std::collections::HashMap<(String, String), AttemptOutcome>>>;
 
 /// How long the monitor leaves the outbox alone after a pass that could
 /// take nothing: no tight loop on a database that refuses writes.
@@ -167,7 +168,9 @@ struct Job {
 }
 
 fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Dispatcher {
@@ -228,7 +231,8 @@ impl Dispatcher {
     /// Writes the outcomes kept in memory, as far as the database lets.
     fn flush_unrecorded(&self, state: &StateStore) {
         let mut unrecorded = lock(&self.unrecorded);
-        unrecorded.retain(|(alert, instance), outcome| state.record(alert, instance, outcome).is_err());
+        unrecorded
+            .retain(|(alert, instance), outcome| state.record(alert, instance, outcome).is_err());
     }
 
     /// Starts a pass over the deliveries due now, as a task of its own.
@@ -239,7 +243,8 @@ impl Dispatcher {
         let names = self.instance_names();
         let skip: Vec<(String, String)> = lock(&self.unrecorded).keys().cloned().collect();
         let now = Utc::now();
-        let lease = now + chrono::Duration::from_std(self.lease()).unwrap_or(chrono::TimeDelta::MAX);
+        let lease =
+            now + chrono::Duration::from_std(self.lease()).unwrap_or(chrono::TimeDelta::MAX);
         let due = match state.take_due(&names, &skip, now, PASS_LIMIT, lease) {
             Ok(due) => due,
             Err(e) => {
@@ -443,7 +448,10 @@ fn settle(
         .min()
         .unwrap_or_else(Utc::now);
     let now = Utc::now();
-    let age = now.signed_duration_since(oldest).to_std().unwrap_or_default();
+    let age = now
+        .signed_duration_since(oldest)
+        .to_std()
+        .unwrap_or_default();
     if error.kind == FailureKind::Permanent {
         tracing::error!(
             notifier = %name, alerts = %ids(job), attempts, failure = "permanent",
@@ -816,13 +824,19 @@ mod tests {
             assert_eq!(dispatcher.start_pass(&state), 0);
         }
         let quiet = dispatcher.next_pass(&state).unwrap();
-        assert!(quiet > chrono::Utc::now(), "no pass due at once: no tight loop");
+        assert!(
+            quiet > chrono::Utc::now(),
+            "no pass due at once: no tight loop"
+        );
         // Writable again: the kept outcome is written, nothing is resent.
         state.refuse_writes(false);
         dispatcher.start_pass(&state);
         dispatcher.wait_passes(Duration::from_secs(5)).await;
         assert_eq!(calls.load(Ordering::SeqCst), 1);
-        assert_eq!(statuses(&state), [("hook".into(), DeliveryStatus::Delivered, 1)]);
+        assert_eq!(
+            statuses(&state),
+            [("hook".into(), DeliveryStatus::Delivered, 1)]
+        );
     }
 
     #[tokio::test]
@@ -835,7 +849,10 @@ mod tests {
         assert!(dispatcher.passes_running());
         // While the attempt hangs, the delivery is not due again.
         assert_eq!(dispatcher.start_pass(&state), 0);
-        let next = state.next_due(&dispatcher.instance_names()).unwrap().unwrap();
+        let next = state
+            .next_due(&dispatcher.instance_names())
+            .unwrap()
+            .unwrap();
         assert!(next > chrono::Utc::now() + chrono::Duration::seconds(30));
         dispatcher.abort_passes();
     }

@@ -228,7 +228,8 @@ impl Monitor {
     /// Keeps the monitor's state and outbox in `state`, continuing from
     /// what it holds: conditions that fired and still hold do not fire
     /// again, the markets' last quotes count as the previous check, and
-    /// deliveries left pending are made. `scope` names the exchange (prod,
+    /// deliveries left pending are made (those a run cut short, at once).
+    /// Call it only while holding the data dir's monitor lock. `scope` names the exchange (prod,
     /// demo) whose quotes these are.
     pub fn use_state(
         &mut self,
@@ -237,6 +238,11 @@ impl Monitor {
     ) -> Result<(), crate::state::StateError> {
         self.known = state.conditions()?;
         self.previous = state.markets(scope)?;
+        // A monitor that died mid-delivery left its deliveries leased.
+        let released = state.release_leases()?;
+        if released > 0 {
+            tracing::info!(deliveries = released, "deliveries cut short by the last run are due again");
+        }
         self.state = Arc::new(state);
         self.scope = scope.to_string();
         Ok(())

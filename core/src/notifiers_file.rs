@@ -445,13 +445,29 @@ fn parse_instance(
     let max_age = match entry.remove("max_delivery_age") {
         None => crate::dispatch::MAX_DELIVERY_AGE,
         Some(toml::Value::String(text)) => match humantime::parse_duration(text.trim()) {
-            Ok(span) if span >= Duration::from_secs(1) => span,
-            _ => {
+            Ok(span)
+                if span >= Duration::from_secs(1) && chrono::Duration::from_std(span).is_ok() =>
+            {
+                span
+            }
+            Ok(span) if span >= Duration::from_secs(1) => {
                 problem(
                     "max_delivery_age",
-                    format!(
-                        "expected a duration of at least a second (30m, 24h, 7d), got {text:?}"
-                    ),
+                    format!("{text:?} is too long; a year or two is plenty"),
+                );
+                crate::dispatch::MAX_DELIVERY_AGE
+            }
+            Ok(_) => {
+                problem(
+                    "max_delivery_age",
+                    format!("{text:?} is under a second; deliveries are retried for at least one"),
+                );
+                crate::dispatch::MAX_DELIVERY_AGE
+            }
+            Err(e) => {
+                problem(
+                    "max_delivery_age",
+                    format!("expected a duration (30m, 24h, 7d), got {text:?}: {e}"),
                 );
                 crate::dispatch::MAX_DELIVERY_AGE
             }

@@ -40,7 +40,13 @@ pub const FILE_NAME: &str = "state.sqlite3";
 const BUSY_WAIT: Duration = Duration::from_secs(5);
 
 /// The schema this build reads and writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
+
+/// What takes a database of an older schema to this one.
+const MIGRATIONS: &[(i64, &str)] = &[(
+    2,
+    "ALTER TABLE delivery ADD COLUMN leased INTEGER NOT NULL DEFAULT 0;",
+)];
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS condition_state (
@@ -84,6 +90,7 @@ CREATE TABLE IF NOT EXISTS delivery (
     last_error      TEXT,
     next_attempt_at INTEGER NOT NULL,
     updated_at      INTEGER NOT NULL,
+    leased          INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (alert_id, instance)
 );
 CREATE INDEX IF NOT EXISTS delivery_due ON delivery (status, next_attempt_at);
@@ -324,9 +331,19 @@ impl StateStore {
                 ),
             });
         }
-        if version < SCHEMA_VERSION {
+        if version == 0 {
             conn.execute_batch(&format!(
                 "BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            ))
+            .map_err(fail)?;
+        } else if version < SCHEMA_VERSION {
+            let steps: String = MIGRATIONS
+                .iter()
+                .filter(|(to, _)| *to > version)
+                .map(|(_, sql)| *sql)
+                .collect();
+            conn.execute_batch(&format!(
+                "BEGIN; {steps} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
             ))
             .map_err(fail)?;
         }
@@ -335,6 +352,14 @@ impl StateStore {
             label,
             dir: None,
         })
+    }
+
+    /// Whether SQLite could open the file for reading only (a file the
+    /// user may not write, or an immutable one): a monitor cannot keep its
+    /// state there.
+    pub fn is_read_only(&self) -> bool {
+        self.with(|conn| conn.is_readonly(rusqlite::MAIN_DB))
+            .unwrap_or(true)
     }
 
     /// The file, or `:memory:`.
@@ -573,7 +598,8 @@ impl StateStore {
             };
             {
                 let mut hold = tx.prepare_cached(
-                    "UPDATE delivery SET next_attempt_at = ?3 WHERE alert_id = ?1 AND instance = ?2",
+                    "UPDATE delivery SET next_attempt_at = ?3, leased = 1
+                     WHERE alert_id = ?1 AND instance = ?2",
                 )?;
                 for row in &rows {
                     hold.execute(params![row.4, row.1, millis_up(lease)])?;
@@ -597,6 +623,20 @@ impl StateStore {
             }
         }
         Ok(due)
+    }
+
+    /// Makes every delivery leased by a pass that never finished (its
+    /// monitor died) due at once. Only the monitor holding the lock calls
+    /// this, at its start, when no pass of another can be under way.
+    pub fn release_leases(&self) -> Result<usize, StateError> {
+        let now = millis(Utc::now());
+        self.with(|conn| {
+            conn.execute(
+                "UPDATE delivery SET next_attempt_at = ?1, leased = 0
+                 WHERE leased = 1 AND status = 'pending'",
+                [now],
+            )
+        })
     }
 
     /// When the next pending delivery to one of `instances` falls due.
@@ -656,7 +696,8 @@ impl StateStore {
         self.with(|conn| {
             conn.execute(
                 "UPDATE delivery SET status = ?3, attempts = attempts + 1,
-                   last_error = COALESCE(?4, last_error), next_attempt_at = ?5, updated_at = ?6
+                   last_error = COALESCE(?4, last_error), next_attempt_at = ?5, updated_at = ?6,
+                   leased = 0
                  WHERE alert_id = ?1 AND instance = ?2",
                 params![alert_id, instance, status.as_str(), error, next, now],
             )

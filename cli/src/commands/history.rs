@@ -75,7 +75,7 @@ fn show(entry: &HistoryEntry) {
     for d in &entry.deliveries {
         let status = match d.status {
             DeliveryStatus::Pending => match d.next_attempt_at {
-                Some(at) => format!("pending, next try {}", at.format("%H:%M:%S UTC")),
+                Some(at) => format!("pending, next try {}", at.format("%Y-%m-%d %H:%M:%S UTC")),
                 None => "pending".to_string(),
             },
             DeliveryStatus::Delivered => "delivered".to_string(),

@@ -275,6 +275,13 @@ fn run_here(
             ))
         })?,
     };
+    if state.is_read_only() {
+        return Err(LaunchError::new(format!(
+            "state database {}: cannot be written (read-only or immutable); the monitor would \
+             forget what fired and fire it again on every run",
+            state.label()
+        )));
+    }
     // Taken once the database is open: a daemon's launcher returns when it
     // sees the lock, and the monitor must be able to run by then.
     let mut lock = MonitorLock::acquire(data_dir).map_err(|e| LaunchError::new(e.to_string()))?;

@@ -94,8 +94,38 @@ impl Trust {
 
 /// The certificates in the PEM file at `path`, each one usable as a trust
 /// anchor. Other PEM sections (a private key) are skipped.
+/// The most a `ca_file` may weigh: the whole public web's roots are about
+/// 250 KiB.
+const CA_FILE_LIMIT: u64 = 4 * 1024 * 1024;
+
 pub fn read_ca_file(path: &str) -> Result<Vec<CertificateDer<'static>>, String> {
-    let pem = std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    use std::io::Read;
+
+    // Only a regular file, and no larger than any bundle of certificates:
+    // a FIFO would block the monitor for ever, /dev/zero would eat memory.
+    // Looked at before opening it: opening a FIFO blocks already.
+    let kind = std::fs::metadata(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    if !kind.is_file() {
+        return Err(format!("{path} is not a regular file"));
+    }
+    let mut file = std::fs::File::open(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("cannot read {path}: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!("{path} is not a regular file"));
+    }
+    let mut pem = Vec::new();
+    file.by_ref()
+        .take(CA_FILE_LIMIT + 1)
+        .read_to_end(&mut pem)
+        .map_err(|e| format!("cannot read {path}: {e}"))?;
+    if pem.len() as u64 > CA_FILE_LIMIT {
+        return Err(format!(
+            "{path} is larger than {} MiB; no certificate bundle is",
+            CA_FILE_LIMIT / (1024 * 1024)
+        ));
+    }
     let certificates = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("{path} is not valid PEM ({e}); expected PEM certificates"))?;
@@ -181,6 +211,25 @@ mod tests {
             ("probe", "tls_verify")
         );
         assert!(err.problem.contains("contradicts ca_file"), "{err}");
+    }
+
+    #[test]
+    fn a_ca_file_that_is_not_a_regular_file_is_refused_without_reading_it() {
+        // /dev/zero would never end; a directory is no file either.
+        let zero = read_ca_file("/dev/zero").unwrap_err();
+        assert_eq!(zero, "/dev/zero is not a regular file");
+        assert!(read_ca_file("/tmp")
+            .unwrap_err()
+            .contains("not a regular file"));
+        #[cfg(unix)]
+        {
+            let dir = tempfile::tempdir().unwrap();
+            let fifo = dir.path().join("fifo");
+            let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+            assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+            let err = read_ca_file(fifo.to_str().unwrap()).unwrap_err();
+            assert!(err.ends_with("is not a regular file"), "{err}");
+        }
     }
 
     #[test]

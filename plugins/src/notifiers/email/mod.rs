@@ -123,9 +123,50 @@ struct EmailNotifier {
     digest: bool,
     /// Set when `tls_verify = false`.
     warnings: Vec<String>,
+    /// The login as it crosses the wire (base64, as AUTH PLAIN and LOGIN
+    /// send it): a server that echoes it in an error must not get it shown.
+    login_forms: Vec<String>,
+}
+
+/// The base64 forms of a login that SMTP AUTH puts on the wire: PLAIN's
+/// `\0user\0password`, and LOGIN's user and password one at a time; each
+/// with and without padding.
+fn login_forms(user: &str, password: &str) -> Vec<String> {
+    use base64::Engine;
+    let encoders = [
+        base64::engine::general_purpose::STANDARD,
+        base64::engine::general_purpose::STANDARD_NO_PAD,
+    ];
+    let mut forms = Vec::new();
+    for plain in [
+        format!("\0{user}\0{password}"),
+        user.to_string(),
+        password.to_string(),
+    ] {
+        for engine in &encoders {
+            let form = engine.encode(&plain);
+            // A very short form would hide ordinary words of the reply.
+            if form.len() >= 6 && !forms.contains(&form) {
+                forms.push(form);
+            }
+        }
+    }
+    // The longest first, so that no part of one is left behind.
+    forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
+    forms
 }
 
 impl EmailNotifier {
+    /// The failure, with any encoded form of the login masked.
+    fn masked(&self, mut error: NotifyError) -> NotifyError {
+        for form in &self.login_forms {
+            error.message = error
+                .message
+                .replace(form.as_str(), kalshi_alerts_core::secret::MASK);
+        }
+        error
+    }
+
     fn message(&self, id: String, subject: String, body: String) -> Result<Message, NotifyError> {
         let mut builder = Message::builder()
             .from(self.from.clone())
@@ -147,7 +188,7 @@ impl EmailNotifier {
             .send(message)
             .await
             .map(|_| ())
-            .map_err(|e| failure(&self.server, &e))
+            .map_err(|e| self.masked(failure(&self.server, &e)))
     }
 }
 
@@ -199,7 +240,7 @@ impl Notifier for EmailNotifier {
                 "smtp server {}: connected but it did not answer NOOP",
                 self.server
             ))),
-            Err(e) => Err(failure(&self.server, &e)),
+            Err(e) => Err(self.masked(failure(&self.server, &e))),
         }
     }
 
@@ -443,6 +484,10 @@ fn build(settings: &Settings) -> Result<Box<dyn Notifier>, SettingsError> {
         .map(|r| mailbox("to", r))
         .collect::<Result<Vec<_>, _>>()?;
 
+    let forms = match (text(settings, "username"), text(settings, "password")) {
+        (Some(user), Some(password)) => login_forms(user, password),
+        _ => Vec::new(),
+    };
     let credentials = match (text(settings, "username"), text(settings, "password")) {
         (Some(user), Some(password)) => Some(Credentials::new(user.into(), password.into())),
         (None, None) => None,
@@ -486,6 +531,7 @@ fn build(settings: &Settings) -> Result<Box<dyn Notifier>, SettingsError> {
         market_url,
         digest,
         warnings: trust.warnings(),
+        login_forms: forms,
     }))
 }
 

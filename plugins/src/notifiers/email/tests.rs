@@ -547,3 +547,20 @@ impl SecureServers {
         super::smtp_servers::read_maildir(&self.maildir()).is_empty()
     }
 }
+
+#[test]
+fn the_login_as_auth_sends_it_is_among_the_forms_masked() {
+    let forms = login_forms("bob", "Hunter2!pw");
+    // AUTH PLAIN of \0bob\0Hunter2!pw, as a server once echoed it back.
+    assert!(
+        forms.contains(&"AGJvYgBIdW50ZXIyIXB3".to_string()),
+        "{forms:?}"
+    );
+    // AUTH LOGIN sends the password on its own.
+    assert!(forms.contains(&"SHVudGVyMiFwdw==".to_string()), "{forms:?}");
+    let echoed = format!("454 4.7.0 temporary failure ({})", forms[0]);
+    let masked = forms
+        .iter()
+        .fold(echoed, |text, form| text.replace(form.as_str(), "****"));
+    assert_eq!(masked, "454 4.7.0 temporary failure (****)");
+}
