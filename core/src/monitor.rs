@@ -241,7 +241,10 @@ impl Monitor {
         // A monitor that died mid-delivery left its deliveries leased.
         let released = state.release_leases()?;
         if released > 0 {
-            tracing::info!(deliveries = released, "deliveries cut short by the last run are due again");
+            tracing::info!(
+                deliveries = released,
+                "deliveries cut short by the last run are due again"
+            );
         }
         self.state = Arc::new(state);
         self.scope = scope.to_string();
