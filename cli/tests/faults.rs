@@ -596,6 +596,10 @@ fn a_full_data_dir_loses_no_alert_and_recovers_once_space_is_freed() {
     let server = TestServer::start(Scenario::new(before()));
     let daemon = Daemon::start(&sandbox, &server.base_url(), &[]);
     daemon.wait_for_alerts(&["above"]);
+    // The alert is delivered during its cycle, the status written at its
+    // end: fill the disk only once there is a status to keep.
+    let status_file = sandbox.data_dir().join("alert_monitor.status.json");
+    eventually("the first status", PATIENCE, || status_file.exists());
 
     let filler = sandbox.data_dir().join("filler");
     fill(&filler, &sandbox.log_path());
@@ -622,7 +626,6 @@ fn a_full_data_dir_loses_no_alert_and_recovers_once_space_is_freed() {
         stderr_of(&refused)
     );
     assert_eq!(std::fs::read(sandbox.alerts_path()).unwrap(), alerts);
-    let status_file = sandbox.data_dir().join("alert_monitor.status.json");
     let status: Value = serde_json::from_slice(&std::fs::read(&status_file).unwrap())
         .expect("the status file is still whole JSON");
     let cycles = status["cycles"].as_u64().unwrap();
