@@ -347,6 +347,24 @@ pub struct AddArgs {
     pub no_check: bool,
 }
 
+/// How a scan reads the markets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScanKind {
+    /// Only the markets the conditions watch.
+    Auto,
+    /// Every open market.
+    Full,
+}
+
+impl ScanKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScanKind::Auto => "auto",
+            ScanKind::Full => "full",
+        }
+    }
+}
+
 /// Where the monitor reads markets from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SourceKind {
@@ -404,6 +422,15 @@ pub struct MonitorArgs {
     /// Where markets come from.
     #[arg(long, value_enum, default_value = "api")]
     pub source: SourceKind,
+
+    /// auto: ask the API for the watched markets only (the `tickers` filter, 100 a request);
+    /// full: read every open market, page after page, as the Python tool does.
+    #[arg(long, value_enum, default_value = "auto", value_name = "MODE")]
+    pub scan: ScanKind,
+
+    /// With --scan full, leave out multivariate combo markets (`mve_filter=exclude`).
+    #[arg(long)]
+    pub skip_combos: bool,
 
     /// Seconds one API request may take before it is retried.
     #[arg(long, default_value_t = 30, value_name = "SEC",

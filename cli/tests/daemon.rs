@@ -26,7 +26,15 @@ fn sandbox_with_condition() -> Sandbox {
 fn start_daemon(sandbox: &Sandbox, server: &TestServer) -> (i32, DaemonGuard) {
     let output = sandbox
         .kalshi_at(&server.base_url())
-        .args(["alerts", "monitor", "--daemon", "--interval", "1"])
+        .args([
+            "alerts",
+            "monitor",
+            "--daemon",
+            "--interval",
+            "1",
+            "--scan",
+            "full",
+        ])
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", stderr_of(&output));

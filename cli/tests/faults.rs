@@ -89,6 +89,8 @@ impl<'a> Daemon<'a> {
         let output = sandbox
             .kalshi_at(base_url)
             .args(["alerts", "monitor", "--daemon", "--interval", "1"])
+            // Full scans: several of these faults are about paging.
+            .args(["--scan", "full"])
             .args(["--output-file", fired.to_str().unwrap()])
             .args(extra)
             .output()

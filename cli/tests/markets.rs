@@ -234,7 +234,15 @@ fn a_scan_shows_progress_on_a_terminal_and_none_when_piped() {
     let shown = run_on_terminal(&["markets", "search", "climate"]);
     assert!(shown.contains("searching: "), "{shown}");
     assert!(shown.contains("market(s) read"), "{shown}");
-    let shown = run_on_terminal(&["alerts", "monitor", "--once", "--notifier", "log"]);
+    let shown = run_on_terminal(&[
+        "alerts",
+        "monitor",
+        "--once",
+        "--notifier",
+        "log",
+        "--scan",
+        "full",
+    ]);
     assert!(shown.contains("scanning: "), "{shown}");
     assert!(shown.contains("1 page(s), 233 market(s) read"), "{shown}");
 

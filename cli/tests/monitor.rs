@@ -273,7 +273,7 @@ fn pagination_follows_the_cursor_to_the_last_page() {
     assert!(markets[2400]["volume"].as_i64().unwrap() > 0);
     let server = TestServer::start(Scenario::new(markets));
 
-    let output = monitor(&sandbox, &server, &["--once"]);
+    let output = monitor(&sandbox, &server, &["--scan", "full", "--once"]);
     assert!(output.status.success(), "{}", stderr_of(&output));
     assert_fired(&sandbox, &["deep"]);
 
@@ -294,7 +294,11 @@ fn max_pages_truncates_the_scan_and_warns() {
     ]));
     let server = TestServer::start(Scenario::new(many_markets()));
 
-    let output = monitor(&sandbox, &server, &["--once", "--max-pages", "1"]);
+    let output = monitor(
+        &sandbox,
+        &server,
+        &["--scan", "full", "--once", "--max-pages", "1"],
+    );
     assert!(output.status.success(), "{}", stderr_of(&output));
     assert_fired(&sandbox, &["early"]);
     assert_eq!(server.requests().len(), 1);
@@ -623,4 +627,63 @@ fn a_hostile_market_title_cannot_forge_console_output() {
         "{stdout}"
     );
     assert!(!stdout.contains("\nALERT FAKE-TICKER"), "{stdout}");
+}
+
+#[test]
+fn an_auto_scan_asks_for_the_watched_markets_only_and_fires_as_a_full_one() {
+    let sandbox = Sandbox::new();
+    sandbox.write_alerts(json!([
+        record("eu", "price_above", "EUCLIMATE-2030", 0.3),
+        record("us", "price_below", "USCLIMATE-2025", 0.2),
+        record("us-spread", "spread_above", "USCLIMATE-2025", 1.0),
+        record("gone", "price_above", "NOT-LISTED", 0.1),
+    ]));
+    let server = TestServer::start(Scenario::new(fixtures::legacy_markets()));
+    let output = monitor(&sandbox, &server, &["--once"]);
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    let auto = fired(&sandbox);
+    // One request, naming the three watched tickers, and no paging.
+    let requests = server.requests();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    let mut asked: Vec<&str> = requests[0].param("tickers").unwrap().split(',').collect();
+    asked.sort();
+    assert_eq!(asked, ["EUCLIMATE-2030", "NOT-LISTED", "USCLIMATE-2025"]);
+    assert!(
+        stderr_of(&output).contains("pages=1 markets=2"),
+        "{}",
+        stderr_of(&output)
+    );
+
+    // The same data read whole fires the same alerts.
+    let full = Sandbox::new();
+    std::fs::create_dir_all(full.data_dir()).unwrap();
+    std::fs::copy(sandbox.alerts_path(), full.alerts_path()).unwrap();
+    let output = monitor(&full, &server, &["--once", "--scan", "full"]);
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    let mut auto = auto;
+    auto.sort();
+    let mut whole = fired(&full);
+    whole.sort();
+    assert_eq!(auto, whole);
+    assert_eq!(auto, ["eu", "us", "us-spread"]);
+    assert!(
+        stderr_of(&output).contains("markets=232"),
+        "{}",
+        stderr_of(&output)
+    );
+}
+
+#[test]
+fn skip_combos_asks_the_api_to_leave_combo_markets_out() {
+    let sandbox = Sandbox::new();
+    sandbox.write_alerts(json!([record("eu", "price_above", "EUCLIMATE-2030", 0.3)]));
+    let server = TestServer::start(Scenario::new(fixtures::legacy_markets()));
+    let output = monitor(
+        &sandbox,
+        &server,
+        &["--once", "--scan", "full", "--skip-combos"],
+    );
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    assert_eq!(server.requests()[0].param("mve_filter"), Some("exclude"));
+    assert_eq!(server.requests()[0].param("tickers"), None);
 }

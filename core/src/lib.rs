@@ -36,6 +36,7 @@ pub use notifier::{
 };
 pub use source::{
     check_base_url, ClientConfig, Environment, KalshiClient, MarketSource, ReplaySource, Scan,
+    ScanMode,
 };
 pub use state::StateStore;
 pub use store::{AlertStore, AlertsFile};

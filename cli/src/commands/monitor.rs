@@ -18,7 +18,7 @@ use kalshi_alerts_core::monitor::Reloaded;
 use kalshi_alerts_core::{
     check_base_url, AlertStore, ClientConfig, Condition, FailureKind, KalshiClient, LaunchError,
     LaunchOutcome, MarketSource, Monitor, MonitorJob, ReplaySource, RunOptions, RunReport,
-    StateStore, StopReason,
+    ScanMode, StateStore, StopReason,
 };
 
 use super::instances::{
@@ -26,7 +26,7 @@ use super::instances::{
     Setup,
 };
 use super::Context;
-use crate::args::{MonitorArgs, SourceKind};
+use crate::args::{MonitorArgs, ScanKind, SourceKind};
 use crate::error::{CliError, CliResult};
 use crate::output::say;
 
@@ -161,6 +161,13 @@ fn build_source(context: &Context, args: &MonitorArgs) -> CliResult<Box<dyn Mark
         Duration::from_secs(args.timeout),
         None,
     )?;
+    client.set_scan(
+        match args.scan {
+            ScanKind::Auto => ScanMode::Auto,
+            ScanKind::Full => ScanMode::Full,
+        },
+        args.skip_combos,
+    );
     // A progress line on a terminal; a daemon has none, and piped output
     // gets nothing of it.
     if std::env::var_os(DAEMON_CHILD).is_none()
@@ -225,7 +232,12 @@ fn foreground_args(context: &Context, args: &MonitorArgs) -> Vec<OsString> {
         args.source.as_str().into(),
         "--timeout".into(),
         args.timeout.to_string().into(),
+        "--scan".into(),
+        args.scan.as_str().into(),
     ];
+    if args.skip_combos {
+        out.push("--skip-combos".into());
+    }
     // Only a file that is in use is passed on: naming a missing one is an error.
     if context.notifiers_explicit || context.notifiers_path.exists() {
         out.splice(

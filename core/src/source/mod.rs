@@ -16,7 +16,8 @@ use serde_json::Value;
 use crate::market::Market;
 
 pub use kalshi::{
-    check_base_url, ClientConfig, Environment, KalshiClient, RetryPolicy, ScanProgress,
+    check_base_url, ClientConfig, Environment, KalshiClient, RetryPolicy, ScanMode, ScanProgress,
+    TICKERS_PER_REQUEST,
 };
 pub use replay::ReplaySource;
 
