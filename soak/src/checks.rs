@@ -39,6 +39,8 @@ pub struct Evidence<'a> {
     /// The daemon's log.
     pub log: &'a str,
     pub conditions: &'a [ConditionAdded],
+    /// Alerts whose delivery the receiver was holding when the daemon was killed.
+    pub held: &'a [String],
 }
 
 /// The instance names of the notifiers file the soak writes.
@@ -72,6 +74,7 @@ pub fn check(evidence: &Evidence) -> Verdict {
     fired(&alerts, evidence.conditions, &mut verdict);
     deliveries(&alerts, &mut verdict);
     hook(&alerts, evidence.hook, &mut verdict);
+    held(evidence.held, evidence.hook, &mut verdict);
     ledger(&alerts, evidence.ledger, &mut verdict);
     repeats(&alerts, evidence.conditions, &mut verdict);
     log(evidence.log, &mut verdict);
@@ -239,6 +242,26 @@ fn hook(alerts: &[Alert], requests: &[HookRequest], verdict: &mut Verdict) {
             problems.len(),
             sample(&problems)
         ));
+    }
+}
+
+/// An alert the receiver accepted just as the daemon died was never recorded as delivered,
+/// so the next daemon must have sent it again.
+fn held(held: &[String], requests: &[HookRequest], verdict: &mut Verdict) {
+    for id in held {
+        let accepted = requests
+            .iter()
+            .filter(|r| r.key.as_deref() == Some(id.as_str()) && (200..300).contains(&r.answered))
+            .count();
+        verdict.line(format!(
+            "alert {id}, held by the receiver at a kill: accepted {accepted} times"
+        ));
+        if accepted < 2 {
+            verdict.fail(format!(
+                "alert {id} was in flight when the daemon was killed, but was not sent again \
+                 after the restart"
+            ));
+        }
     }
 }
 
@@ -465,6 +488,7 @@ mod tests {
             ledger,
             log: LOG,
             conditions: &conditions(),
+            held: &["a1".into()],
         });
         assert!(verdict.failures.is_empty(), "{:?}", verdict.failures);
         assert!(
@@ -477,7 +501,7 @@ mod tests {
     }
 
     #[test]
-    fn a_pending_delivery_and_an_alert_the_receiver_only_refused_fail() {
+    fn a_pending_delivery_an_alert_only_refused_and_a_held_alert_not_resent_fail() {
         let history = [
             entry(
                 "a1",
@@ -494,6 +518,7 @@ mod tests {
             ledger: "{\"id\":\"a1\"}\n{\"id\":\"a3\"}\n",
             log: LOG,
             conditions: &conditions(),
+            held: &["a3".into()],
         });
         let failures = verdict.failures.join("\n");
         assert!(
@@ -502,6 +527,10 @@ mod tests {
         );
         assert!(
             failures.contains("never reached the receiver with a 2xx: a1"),
+            "{failures}"
+        );
+        assert!(
+            failures.contains("alert a3 was in flight when the daemon was killed"),
             "{failures}"
         );
     }
@@ -524,6 +553,7 @@ mod tests {
             ledger: "{\"id\":\"a1\"}\n{\"id\":\"a2\"}\n{\"id\":\"a3\"}\nnot json\n",
             log: LOG,
             conditions: &conditions(),
+            held: &[],
         });
         let failures = verdict.failures.join("\n");
         assert!(failures.contains("are not in its file: a4"), "{failures}");
@@ -559,6 +589,7 @@ mod tests {
             ledger: "",
             log: "",
             conditions: &[],
+            held: &[],
         });
         assert_eq!(
             verdict.failures,

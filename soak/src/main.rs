@@ -284,13 +284,24 @@ fn soak(options: &Options) -> Result<bool, String> {
     // The run with faults, with kills on schedule.
     soak.start()?;
     let sample_every = Duration::from_secs(options.sample_every);
-    let mut next_kill = kills.iter().copied().peekable();
+    let mut next_kill = kills.iter().copied().enumerate().peekable();
+    let mut held = Vec::new();
     let mut next_progress = 60.0;
     while soak.now() < run_secs as f64 {
         std::thread::sleep(sample_every);
         soak.sample()?;
-        if next_kill.peek().is_some_and(|at| soak.now() >= *at) {
-            next_kill.next();
+        if next_kill.peek().is_some_and(|(_, at)| soak.now() >= *at) {
+            let (number, _) = next_kill.next().expect("peeked");
+            // Every other kill lands while the receiver holds a delivery it answers late: the
+            // daemon dies between sending an alert and learning that it arrived.
+            if number % 2 == 0 {
+                held.extend(wait_for_held_delivery(
+                    &mut soak,
+                    &receiver,
+                    &replies,
+                    sample_every,
+                )?);
+            }
             soak.kill()?;
             std::thread::sleep(DOWNTIME);
             soak.start()?;
@@ -342,6 +353,7 @@ fn soak(options: &Options) -> Result<bool, String> {
         ledger: &ledger,
         log: &log,
         conditions: &conditions,
+        held: &held,
     });
 
     let mut report = String::new();
@@ -409,6 +421,51 @@ fn drain(
         }
     }
     Ok(false)
+}
+
+/// How long a kill waits for a delivery that the receiver answers late.
+const HELD_WAIT: Duration = Duration::from_secs(120);
+
+/// Waits (up to [`HELD_WAIT`], sampling memory meanwhile) for a delivery to begin that the
+/// receiver answers late, and returns its alert id; the caller kills the daemon at once, while
+/// the receiver holds the request.
+fn wait_for_held_delivery(
+    soak: &mut Soak,
+    receiver: &Receiver,
+    replies: &[HookReply],
+    sample_every: Duration,
+) -> Result<Option<String>, String> {
+    let deadline = Instant::now() + HELD_WAIT;
+    let mut sampled = Instant::now();
+    let mut seen = receiver.requests().len();
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        let requests = receiver.requests();
+        // Replies are handed out in the order requests arrive, so request N gets reply N.
+        let late = requests.iter().enumerate().skip(seen).find(|(index, _)| {
+            matches!(
+                replies.get(*index),
+                Some(HookReply::LateOk | HookReply::SlowOk)
+            )
+        });
+        if let Some((_, request)) = late {
+            let id = request.header("idempotency-key").map(str::to_owned);
+            if let Some(id) = &id {
+                println!("    killing while the receiver holds a delivery of alert {id}");
+            }
+            return Ok(id);
+        }
+        seen = requests.len();
+        if sampled.elapsed() >= sample_every {
+            sampled = Instant::now();
+            soak.sample()?;
+        }
+    }
+    println!(
+        "    no late delivery began within {} s; killing anyway",
+        HELD_WAIT.as_secs()
+    );
+    Ok(None)
 }
 
 /// When to kill the daemon: spread over the first half of the run, each moved by up to a
