@@ -26,7 +26,7 @@ use rand::{Rng, SeedableRng};
 use checks::{ConditionAdded, Evidence, HookRequest, HOOK, LEDGER};
 use daemon::{alive, Kalshi, HOOK_URL_VARIABLE};
 use faults::{ApiPlan, HookReply};
-use memory::Sample;
+use memory::{Measure, Sample};
 use receiver::{Receiver, Reply};
 
 /// Seconds one API request may take (the monitor's `--timeout`).
@@ -186,10 +186,15 @@ impl Soak {
         let Some(pid) = self.pid() else {
             return Ok(());
         };
-        match memory::rss_kib(pid).filter(|_| alive(pid)) {
-            Some(rss_kib) => {
+        match memory::read(pid).filter(|_| alive(pid)) {
+            Some((rss_kib, anon_kib)) => {
                 let at = self.now();
-                self.samples.push(Sample { at, pid, rss_kib });
+                self.samples.push(Sample {
+                    at,
+                    pid,
+                    rss_kib,
+                    anon_kib,
+                });
                 Ok(())
             }
             None => {
@@ -370,11 +375,11 @@ fn soak(options: &Options) -> Result<bool, String> {
         faulty_requests,
     ));
     report.push_str(&verdict.text);
-    let (memory_text, memory_failure) = memory_figures(&soak);
+    let (memory_text, memory_failures) = memory_figures(&soak);
     report.push_str(&memory_text);
     let mut failures = soak.failures.clone();
     failures.extend(verdict.failures);
-    failures.extend(memory_failure);
+    failures.extend(memory_failures);
     if failures.is_empty() {
         report.push_str("RESULT: pass\n");
     } else {
@@ -541,13 +546,15 @@ fn write_notifiers(data_dir: &Path, ledger: &Path) -> Result<(), String> {
 }
 
 fn progress(soak: &Soak, server: &TestServer, receiver: &Receiver) {
-    let rss = soak
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    let (rss, anon) = soak
         .samples
         .last()
-        .map_or(0.0, |s| s.rss_kib as f64 / 1024.0);
+        .map_or((0.0, 0.0), |s| (mib(s.rss_kib), mib(s.anon_kib)));
     let fired = soak.kalshi.history().map_or(0, |h| h.len());
     println!(
-        "[{}] RSS {rss:.1} MiB, {} scans, {fired} alerts fired, {} webhook requests",
+        "[{}] RSS {rss:.1} MiB (anonymous {anon:.1}), {} scans, {fired} alerts fired, {} \
+         webhook requests",
         clock(soak.now()),
         server.scans_started(),
         receiver.requests().len()
@@ -601,65 +608,73 @@ fn run_figures(
     text
 }
 
-/// Memory figures of every daemon, and the verdict on the last one of the run with faults.
-fn memory_figures(soak: &Soak) -> (String, Option<String>) {
-    let mut text = String::from("memory (VmRSS, KiB):\n");
-    for life in &soak.lives {
-        let own: Vec<Sample> = soak
-            .samples
+/// Memory figures of every daemon, and the verdict on the last one of the run with faults:
+/// both `VmRSS` and `RssAnon` must stay flat.
+fn memory_figures(soak: &Soak) -> (String, Vec<String>) {
+    let mut text = String::from("memory (KiB; min / median / max):\n");
+    let of_pid = |pid: u32| -> Vec<Sample> {
+        soak.samples
             .iter()
-            .filter(|s| s.pid == life.pid)
+            .filter(|s| s.pid == pid)
             .copied()
-            .collect();
-        if let Some(s) = memory::spread(&own) {
-            let _ = writeln!(
-                text,
-                "  PID {:>7}: {} samples, min {}, median {}, max {}",
-                life.pid, s.count, s.min, s.median, s.max
-            );
-        }
+            .collect()
+    };
+    for life in &soak.lives {
+        let own = of_pid(life.pid);
+        let (Some(rss), Some(anon)) = (
+            memory::spread(&own, Measure::Rss),
+            memory::spread(&own, Measure::Anon),
+        ) else {
+            continue;
+        };
+        let _ = writeln!(
+            text,
+            "  PID {:>7}: {} samples, VmRSS {} / {} / {}, RssAnon {} / {} / {}",
+            life.pid, rss.count, rss.min, rss.median, rss.max, anon.min, anon.median, anon.max
+        );
     }
     // The last daemon of the run is the one before the drain's.
     let Some(judged) = soak.lives.len().checked_sub(2).map(|i| soak.lives[i].pid) else {
-        return (text, Some("no daemon ran long enough to judge".into()));
+        return (text, vec!["no daemon ran long enough to judge".into()]);
     };
-    let own: Vec<Sample> = soak
-        .samples
-        .iter()
-        .filter(|s| s.pid == judged)
-        .copied()
-        .collect();
-    let Some(flat) = memory::flatness(&own) else {
-        text.push_str("  too few samples after warm-up to judge flatness\n");
-        return (text, None);
-    };
-    let _ = writeln!(
-        text,
-        "  PID {judged} after warm-up: {} samples over {:.0} s; median of the first quarter \
-         {} KiB, of the last quarter {} KiB ({:+} KiB, allowed +{} KiB); slope {:+.1} KiB/min",
-        flat.samples,
-        flat.window_secs,
-        flat.early_median,
-        flat.late_median,
-        flat.growth_kib(),
-        flat.allowed_growth,
-        flat.slope_kib_per_min
-    );
-    let failure = (!flat.flat).then(|| {
-        format!(
-            "memory grew {} KiB after warm-up (allowed {} KiB)",
+    let own = of_pid(judged);
+    let mut failures = Vec::new();
+    for measure in [Measure::Rss, Measure::Anon] {
+        let Some(flat) = memory::flatness(&own, measure) else {
+            text.push_str("  too few samples after warm-up to judge flatness\n");
+            return (text, failures);
+        };
+        let _ = writeln!(
+            text,
+            "  PID {judged} {} after warm-up: {} samples over {:.0} s; median of the first \
+             quarter {} KiB, of the last quarter {} KiB ({:+} KiB, allowed +{} KiB); slope \
+             {:+.1} KiB/min",
+            measure.name(),
+            flat.samples,
+            flat.window_secs,
+            flat.early_median,
+            flat.late_median,
             flat.growth_kib(),
-            flat.allowed_growth
-        )
-    });
-    (text, failure)
+            flat.allowed_growth,
+            flat.slope_kib_per_min
+        );
+        if !flat.flat {
+            failures.push(format!(
+                "{} grew {} KiB after warm-up (allowed {} KiB)",
+                measure.name(),
+                flat.growth_kib(),
+                flat.allowed_growth
+            ));
+        }
+    }
+    (text, failures)
 }
 
 /// `report.txt` and `rss.csv` in the work dir.
 fn write_records(work: &Path, report: &str, samples: &[Sample]) -> Result<(), String> {
-    let mut csv = String::from("seconds,pid,rss_kib\n");
+    let mut csv = String::from("seconds,pid,rss_kib,anon_kib\n");
     for s in samples {
-        let _ = writeln!(csv, "{:.1},{},{}", s.at, s.pid, s.rss_kib);
+        let _ = writeln!(csv, "{:.1},{},{},{}", s.at, s.pid, s.rss_kib, s.anon_kib);
     }
     std::fs::write(work.join("report.txt"), report)
         .and_then(|()| std::fs::write(work.join("rss.csv"), csv))

@@ -1,6 +1,11 @@
 //! The daemon's resident memory: samples read from `/proc/PID/status`, their summary, and the
 //! verdict on whether it stayed flat.
 //!
+//! Two figures are kept: `VmRSS`, all resident memory, and `RssAnon`, its anonymous part
+//! (the heap and thread stacks), where a leak would show. The rest of `VmRSS` is mostly the
+//! binary's own code, paged in as code paths run for the first time (a rare fault, a
+//! retry after a restart), so it creeps up for a while without anything leaking.
+//!
 //! Memory is judged on the last daemon of the run only, since a restart starts from nothing.
 //! Its first minute (or first third, if it lived less than three) is warm-up: the allocator,
 //! SQLite's page cache and the HTTP client's pools fill then. After it, the median of the
@@ -15,16 +20,43 @@ pub struct Sample {
     pub at: f64,
     pub pid: u32,
     pub rss_kib: u64,
+    pub anon_kib: u64,
 }
 
-/// The `VmRSS` of a live process, in KiB; `None` once it is gone or a zombie.
-pub fn rss_kib(pid: u32) -> Option<u64> {
+/// Which figure of a sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Measure {
+    Rss,
+    Anon,
+}
+
+impl Measure {
+    pub fn name(self) -> &'static str {
+        match self {
+            Measure::Rss => "VmRSS",
+            Measure::Anon => "RssAnon",
+        }
+    }
+
+    fn of(self, sample: &Sample) -> u64 {
+        match self {
+            Measure::Rss => sample.rss_kib,
+            Measure::Anon => sample.anon_kib,
+        }
+    }
+}
+
+/// The `VmRSS` and `RssAnon` of a live process, in KiB; `None` once it is gone.
+pub fn read(pid: u32) -> Option<(u64, u64)> {
     let status =
         std::fs::read_to_string(Path::new("/proc").join(pid.to_string()).join("status")).ok()?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+    };
+    Some((field("VmRSS:")?, field("RssAnon:")?))
 }
 
 /// Smallest, median and largest of some samples, in KiB.
@@ -36,8 +68,8 @@ pub struct Spread {
     pub max: u64,
 }
 
-pub fn spread(samples: &[Sample]) -> Option<Spread> {
-    let mut values: Vec<u64> = samples.iter().map(|s| s.rss_kib).collect();
+pub fn spread(samples: &[Sample], measure: Measure) -> Option<Spread> {
+    let mut values: Vec<u64> = samples.iter().map(|s| measure.of(s)).collect();
     values.sort_unstable();
     Some(Spread {
         count: values.len(),
@@ -83,9 +115,9 @@ impl Flatness {
     }
 }
 
-/// Judges the samples of one daemon, in time order. `None` when there are too few samples
-/// after warm-up to say (fewer than eight).
-pub fn flatness(samples: &[Sample]) -> Option<Flatness> {
+/// Judges one figure of the samples of one daemon, in time order. `None` when there are too
+/// few samples after warm-up to say (fewer than eight).
+pub fn flatness(samples: &[Sample], measure: Measure) -> Option<Flatness> {
     let first = samples.first()?.at;
     let last = samples.last()?.at;
     let warm_up = WARM_UP_SECS.min((last - first) / 3.0);
@@ -99,7 +131,7 @@ pub fn flatness(samples: &[Sample]) -> Option<Flatness> {
     }
     let quarter = judged.len() / 4;
     let sorted_median = |part: &[Sample]| {
-        let mut values: Vec<u64> = part.iter().map(|s| s.rss_kib).collect();
+        let mut values: Vec<u64> = part.iter().map(|s| measure.of(s)).collect();
         values.sort_unstable();
         median(&values)
     };
@@ -111,20 +143,20 @@ pub fn flatness(samples: &[Sample]) -> Option<Flatness> {
         samples: judged.len(),
         early_median,
         late_median,
-        slope_kib_per_min: slope(&judged) * 60.0,
+        slope_kib_per_min: slope(&judged, measure) * 60.0,
         allowed_growth,
         flat: late_median <= early_median + allowed_growth,
     })
 }
 
-/// Least-squares slope of RSS over time, in KiB per second.
-fn slope(samples: &[Sample]) -> f64 {
+/// Least-squares slope of the figure over time, in KiB per second.
+fn slope(samples: &[Sample], measure: Measure) -> f64 {
     let n = samples.len() as f64;
     let mean_t = samples.iter().map(|s| s.at).sum::<f64>() / n;
-    let mean_r = samples.iter().map(|s| s.rss_kib as f64).sum::<f64>() / n;
+    let mean_r = samples.iter().map(|s| measure.of(s) as f64).sum::<f64>() / n;
     let (mut covariance, mut variance) = (0.0, 0.0);
     for s in samples {
-        covariance += (s.at - mean_t) * (s.rss_kib as f64 - mean_r);
+        covariance += (s.at - mean_t) * (measure.of(s) as f64 - mean_r);
         variance += (s.at - mean_t).powi(2);
     }
     if variance == 0.0 {
@@ -146,6 +178,7 @@ mod tests {
                     at,
                     pid: 1,
                     rss_kib: rss(at),
+                    anon_kib: rss(at) / 4,
                 }
             })
             .collect()
@@ -153,9 +186,9 @@ mod tests {
 
     #[test]
     fn reads_this_process_rss() {
-        let kib = rss_kib(std::process::id()).unwrap();
-        assert!(kib > 100, "{kib}");
-        assert_eq!(rss_kib(u32::MAX), None);
+        let (rss, anon) = read(std::process::id()).unwrap();
+        assert!(rss > 100 && anon > 0 && anon < rss, "{rss} {anon}");
+        assert_eq!(read(u32::MAX), None);
     }
 
     #[test]
@@ -168,7 +201,7 @@ mod tests {
                 16_000 + (at as u64 % 7) * 50
             }
         };
-        let verdict = flatness(&samples(rss, 600)).unwrap();
+        let verdict = flatness(&samples(rss, 600), Measure::Rss).unwrap();
         assert!(verdict.flat, "{verdict:?}");
         assert!(verdict.slope_kib_per_min.abs() < 10.0, "{verdict:?}");
     }
@@ -176,23 +209,29 @@ mod tests {
     #[test]
     fn steady_growth_is_not_flat() {
         // 1 MiB a minute: 9 MiB over the window, far above 10% of 16 MiB.
-        let verdict = flatness(&samples(|at| 16_000 + (at * 1024.0 / 60.0) as u64, 600)).unwrap();
+        let growing = samples(|at| 16_000 + (at * 1024.0 / 60.0) as u64, 600);
+        let verdict = flatness(&growing, Measure::Rss).unwrap();
         assert!(!verdict.flat, "{verdict:?}");
         assert!(
             (verdict.slope_kib_per_min - 1024.0).abs() < 1.0,
             "{verdict:?}"
         );
+        // A quarter of that (the anonymous part here) is 1.7 MiB between the quarters: within
+        // the 2 MiB that allocator noise is allowed.
+        let anon = flatness(&growing, Measure::Anon).unwrap();
+        assert!(anon.flat && anon.growth_kib() > 1600, "{anon:?}");
     }
 
     #[test]
     fn too_few_samples_give_no_verdict() {
-        assert_eq!(flatness(&samples(|_| 1000, 10)), None);
-        assert_eq!(flatness(&[]), None);
+        assert_eq!(flatness(&samples(|_| 1000, 10), Measure::Rss), None);
+        assert_eq!(flatness(&[], Measure::Anon), None);
     }
 
     #[test]
     fn spread_has_min_median_max() {
-        let got = spread(&samples(|at| at as u64, 10)).unwrap();
+        let got = spread(&samples(|at| at as u64, 10), Measure::Rss).unwrap();
         assert_eq!((got.count, got.min, got.median, got.max), (5, 0, 4, 8));
+        assert_eq!(spread(&[], Measure::Anon), None);
     }
 }
