@@ -72,6 +72,9 @@ pub struct Request {
     pub target: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// The status the receiver answered with. A client that gave up
+    /// waiting (a delayed reply) may never have seen it.
+    pub answered: u16,
 }
 
 impl Request {
@@ -220,6 +223,11 @@ impl Receiver {
         format!("{}://127.0.0.1:{}{path}", self.scheme, self.port)
     }
 
+    /// Replaces the replies still to give with `script`.
+    pub fn replace_script(&self, script: impl IntoIterator<Item = Reply>) {
+        *self.shared.script.lock().unwrap() = script.into_iter().collect();
+    }
+
     /// Answers every request after the script with `reply` (200 `ok` by
     /// default), from now on.
     pub fn answer_rest_with(&self, reply: Reply) {
@@ -300,18 +308,19 @@ fn serve(mut stream: TcpStream, shared: &Shared, tls: Option<Arc<rustls::ServerC
 }
 
 fn answer(stream: &mut (impl Read + Write), shared: &Shared) {
-    let Some(request) = read_request(stream) else {
+    let Some(mut request) = read_request(stream) else {
         return;
     };
-    // Recorded before the answer, so a client that has its response can
-    // already see its request here.
-    shared.requests.lock().unwrap().push(request);
     let reply = shared
         .script
         .lock()
         .unwrap()
         .pop_front()
         .unwrap_or_else(|| shared.rest.lock().unwrap().clone());
+    request.answered = reply.status;
+    // Recorded before the answer, so a client that has its response can
+    // already see its request here.
+    shared.requests.lock().unwrap().push(request);
     if !reply.delay.is_zero() {
         let deadline = Instant::now() + reply.delay;
         while Instant::now() < deadline && !shared.stop.load(Ordering::SeqCst) {
@@ -380,5 +389,6 @@ fn read_request(stream: &mut impl Read) -> Option<Request> {
         target,
         headers,
         body,
+        answered: 0,
     })
 }
