@@ -503,54 +503,6 @@ impl StateStore {
         })
     }
 
-    /// Pending deliveries to `instances` that are due at `now`, oldest
-    /// alert first, at most `limit`.
-    pub fn due(
-        &self,
-        instances: &[String],
-        now: DateTime<Utc>,
-        limit: usize,
-    ) -> Result<Vec<DueDelivery>, StateError> {
-        let rows = self.with(|conn| {
-            let mut query = conn.prepare_cached(
-                "SELECT f.alert, d.instance, d.attempts, f.fired_at
-                 FROM delivery d JOIN fired_alert f ON f.id = d.alert_id
-                 WHERE d.status = 'pending' AND d.next_attempt_at <= ?1
-                 ORDER BY f.fired_at, f.id, d.instance",
-            )?;
-            let rows = query.query_map([millis(now)], |row| {
-                Ok((
-                    row.get::<_, String>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, u32>(2)?,
-                    row.get::<_, i64>(3)?,
-                ))
-            })?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()
-        })?;
-        let mut due = Vec::new();
-        for (record, instance, attempts, fired_at) in rows {
-            if !instances.contains(&instance) {
-                continue;
-            }
-            match serde_json::from_str::<FiredAlert>(&record) {
-                Ok(alert) => due.push(DueDelivery {
-                    alert,
-                    instance,
-                    attempts,
-                    fired_at: from_millis(fired_at),
-                }),
-                Err(e) => {
-                    tracing::error!(database = %self.label, error = %e, "a stored alert cannot be read; skipped")
-                }
-            }
-            if due.len() >= limit {
-                break;
-            }
-        }
-        Ok(due)
-    }
-
     /// Takes the pending deliveries to `instances` that are due at `now`
     /// (oldest alert first, at most `limit`, none of `skip`), and leases
     /// them: their next attempt is put at `lease`, in the same transaction,
@@ -881,6 +833,12 @@ mod tests {
         alert
     }
 
+    /// What a pass would take at `at`, leased only until `at` itself: the
+    /// deliveries' next attempt stays due, so the call changes nothing.
+    fn due(store: &StateStore, instances: &[String], at: DateTime<Utc>) -> Vec<DueDelivery> {
+        store.take_due(instances, &[], at, 100, at).unwrap()
+    }
+
     fn names(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| s.to_string()).collect()
     }
@@ -920,11 +878,11 @@ mod tests {
         assert_eq!(conditions["c1"].state.last_value, state.last_value);
         assert_eq!(store.markets("prod").unwrap()["T"], market);
         assert!(store.markets("demo").unwrap().is_empty());
-        let due = store.due(&names(&["a", "b"]), Utc::now(), 100).unwrap();
-        assert_eq!(due.len(), 2);
-        assert_eq!(due[0].alert, fired);
         // An instance that is not configured gets nothing.
-        assert_eq!(store.due(&names(&["a"]), Utc::now(), 100).unwrap().len(), 1);
+        assert_eq!(due(&store, &names(&["a"]), Utc::now()).len(), 1);
+        let both = due(&store, &names(&["a", "b"]), Utc::now());
+        assert_eq!(both.len(), 2);
+        assert_eq!(both[0].alert, fired);
     }
 
     #[test]
@@ -956,16 +914,13 @@ mod tests {
             .record(&fired.id, "c", &AttemptOutcome::Failed("400 bad".into()))
             .unwrap();
         let all = names(&["a", "b", "c"]);
-        assert!(store.due(&all, Utc::now(), 100).unwrap().is_empty());
+        assert!(due(&store, &all, Utc::now()).is_empty());
         // Stored rounded up: never due before the time given.
         let next = store.next_due(&all).unwrap().unwrap();
         assert!(next >= later && next - later < chrono::Duration::milliseconds(1));
-        assert!(store
-            .due(&all, later - chrono::Duration::milliseconds(1), 100)
-            .unwrap()
-            .is_empty());
-        let due = store.due(&all, next, 100).unwrap();
-        assert_eq!((due.len(), due[0].attempts), (1, 1));
+        assert!(due(&store, &all, later - chrono::Duration::milliseconds(1)).is_empty());
+        let taken = due(&store, &all, next);
+        assert_eq!((taken.len(), taken[0].attempts), (1, 1));
 
         let history = store.history(None).unwrap();
         let statuses: Vec<_> = history[0]
