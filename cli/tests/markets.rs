@@ -211,26 +211,15 @@ fn add_looks_the_ticker_up_and_shows_the_price() {
 #[cfg(unix)]
 #[test]
 fn a_scan_shows_progress_on_a_terminal_and_none_when_piped() {
-    use std::io::Read;
-
     let server = server();
     let sandbox = Sandbox::new();
     sandbox.write_alerts(json!([record("c", "price_above", "EUCLIMATE-2030", 0.3)]));
-    let run_on_terminal = |args: &[&str]| {
-        let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("kalshi"));
-        command
-            .args(args)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("KALSHI_DATA_DIR", sandbox.data_dir())
-            .env("KALSHI_API_BASE_URL", server.base_url())
-            .env("KALSHI_LOG", "warn")
-            .env("TERM", "xterm");
-        let mut session = expectrl::Session::spawn(command).unwrap();
-        let mut out = String::new();
-        let _ = session.read_to_string(&mut out);
-        out
-    };
+    let url = server.base_url();
+    let env = [
+        ("KALSHI_API_BASE_URL", url.as_str()),
+        ("KALSHI_LOG", "warn"),
+    ];
+    let run_on_terminal = |args: &[&str]| sandbox.on_a_terminal(args, &env);
     let shown = run_on_terminal(&["markets", "search", "climate"]);
     assert!(shown.contains("searching: "), "{shown}");
     assert!(shown.contains("market(s) read"), "{shown}");

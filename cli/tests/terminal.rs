@@ -148,31 +148,6 @@ fn colour_only_when_asked_or_on_a_terminal_without_no_color() {
     assert!(!check_logs(&[], &[("NO_COLOR", "1")]).contains(escape));
 }
 
-/// Runs `kalshi` with `args` on a pseudo-terminal (stdin, stdout and stderr
-/// all on it) and returns everything it printed there.
-#[cfg(unix)]
-fn on_a_terminal(sandbox: &Sandbox, args: &[&str], env: &[(&str, &str)]) -> String {
-    use std::io::Read;
-
-    let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("kalshi"));
-    command
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("KALSHI_DATA_DIR", sandbox.data_dir())
-        .env("KALSHI_API_BASE_URL", common::NO_SERVER)
-        .env("TERM", "xterm");
-    for (name, value) in env {
-        command.env(name, value);
-    }
-    let mut session = expectrl::Session::spawn(command).expect("a pty session");
-    session.set_expect_timeout(Some(std::time::Duration::from_secs(60)));
-    let mut out = String::new();
-    // The pty reports EIO once the program has exited and its side closed.
-    let _ = session.read_to_string(&mut out);
-    out.replace("\r\n", "\n")
-}
-
 #[cfg(unix)]
 #[test]
 fn a_table_fits_the_terminal_and_is_never_cut_when_piped() {
@@ -194,7 +169,7 @@ fn a_table_fits_the_terminal_and_is_never_cut_when_piped() {
         .assert()
         .success();
 
-    let shown = on_a_terminal(&sandbox, &["alerts", "list"], &[("COLUMNS", "100")]);
+    let shown = sandbox.on_a_terminal(&["alerts", "list"], &[("COLUMNS", "100")]);
     let lines: Vec<&str> = shown.lines().filter(|l| !l.is_empty()).collect();
     assert_eq!(lines.len(), 2, "{shown}");
     for line in &lines {
@@ -230,17 +205,13 @@ fn on_a_terminal_logs_are_coloured_unless_no_color_is_set() {
     ));
     let url = server.base_url();
     let args = ["alerts", "monitor", "--once", "--notifier", "log"];
-    let coloured = on_a_terminal(&sandbox, &args, &[("KALSHI_API_BASE_URL", &url)]);
+    let coloured = sandbox.on_a_terminal(&args, &[("KALSHI_API_BASE_URL", &url)]);
     assert!(coloured.contains("cycle complete"), "{coloured}");
     assert!(
         has_colour(&coloured),
         "no colour on a terminal:\n{coloured}"
     );
-    let plain = on_a_terminal(
-        &sandbox,
-        &args,
-        &[("KALSHI_API_BASE_URL", &url), ("NO_COLOR", "1")],
-    );
+    let plain = sandbox.on_a_terminal(&args, &[("KALSHI_API_BASE_URL", &url), ("NO_COLOR", "1")]);
     assert!(plain.contains("cycle complete"), "{plain}");
     assert!(!has_colour(&plain), "colour despite NO_COLOR:\n{plain}");
 }

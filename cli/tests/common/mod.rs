@@ -77,6 +77,32 @@ impl Sandbox {
         self.dir.path().join(name)
     }
 
+    /// Runs `kalshi` with `args` on a pseudo-terminal (stdin, stdout and
+    /// stderr all on it), with this data dir, no server unless `env` names
+    /// one, and `env` set; returns everything it printed there.
+    #[cfg(unix)]
+    pub fn on_a_terminal(&self, args: &[&str], env: &[(&str, &str)]) -> String {
+        use std::io::Read;
+
+        let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("kalshi"));
+        command
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("KALSHI_DATA_DIR", self.data_dir())
+            .env("KALSHI_API_BASE_URL", NO_SERVER)
+            .env("TERM", "xterm");
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut session = expectrl::Session::spawn(command).expect("a pty session");
+        session.set_expect_timeout(Some(std::time::Duration::from_secs(60)));
+        let mut out = String::new();
+        // The pty reports EIO once the program has exited and its side closed.
+        let _ = session.read_to_string(&mut out);
+        out.replace("\r\n", "\n")
+    }
+
     /// The daemon's log, `alert_monitor.log` in the data dir.
     pub fn log_path(&self) -> PathBuf {
         self.data_dir().join("alert_monitor.log")
