@@ -436,6 +436,12 @@ pub struct MonitorArgs {
     #[arg(long, default_value_t = 30, value_name = "SEC",
           value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: u64,
+
+    /// At most N API requests per second, retries included. Kalshi's basic tier allows 20;
+    /// raise it only if your account's tier allows more.
+    #[arg(long, default_value_t = 20, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub rate: u32,
 }
 
 #[derive(Debug, Args)]

@@ -51,6 +51,8 @@ pub struct CycleReport {
     pub exhausted: bool,
     /// Alerts fired this cycle, in condition order.
     pub fired: Vec<FiredAlert>,
+    /// How long checking the conditions against the scan took.
+    pub evaluation: Duration,
     /// How the delivery pass after the commit went (this cycle's alerts and
     /// any earlier ones that were due).
     pub dispatch: DispatchReport,
@@ -465,6 +467,7 @@ impl Monitor {
                 }
                 scanned = self.source.scan(&watched) => scanned,
             };
+            let scan_took = started.elapsed();
             report.cycles += 1;
 
             let mut last = CycleStatus {
@@ -487,7 +490,7 @@ impl Monitor {
                     stopped = cut_short;
                     report.alerts_fired += cycle.fired.len() as u64;
                     report.last_error = None;
-                    log_cycle(report.cycles, &cycle, started.elapsed());
+                    log_cycle(report.cycles, &cycle, scan_took, started.elapsed());
                     exhausted = cycle.exhausted;
                     last.pages = cycle.pages;
                     last.markets = cycle.markets_read;
@@ -601,7 +604,9 @@ impl Monitor {
         shutdown: Shutdown<'_>,
     ) -> (CycleReport, bool) {
         let now = Utc::now();
+        let evaluating = std::time::Instant::now();
         let (fired, changes) = self.evaluate(&scan, now);
+        let evaluation = evaluating.elapsed();
         let routed: Vec<(FiredAlert, Vec<String>)> = fired
             .iter()
             .map(|alert| {
@@ -682,6 +687,7 @@ impl Monitor {
             truncated: scan.truncated,
             exhausted: scan.exhausted,
             fired,
+            evaluation,
             dispatch,
         };
         (report, cut_short)
@@ -817,11 +823,13 @@ impl Monitor {
     }
 }
 
-fn log_cycle(number: u64, cycle: &CycleReport, took: Duration) {
+fn log_cycle(number: u64, cycle: &CycleReport, scan: Duration, took: Duration) {
     tracing::info!(
         cycle = number,
         pages = cycle.pages,
         markets = cycle.markets_read,
+        scan_ms = scan.as_millis() as u64,
+        evaluate_us = cycle.evaluation.as_micros() as u64,
         fired = cycle.fired.len(),
         delivered = cycle.dispatch.delivered,
         failed = cycle.dispatch.failed,

@@ -161,6 +161,7 @@ fn build_source(context: &Context, args: &MonitorArgs) -> CliResult<Box<dyn Mark
         Duration::from_secs(args.timeout),
         None,
     )?;
+    client.set_rate(args.rate);
     client.set_scan(
         match args.scan {
             ScanKind::Auto => ScanMode::Auto,
@@ -234,6 +235,8 @@ fn foreground_args(context: &Context, args: &MonitorArgs) -> Vec<OsString> {
         args.timeout.to_string().into(),
         "--scan".into(),
         args.scan.as_str().into(),
+        "--rate".into(),
+        args.rate.to_string().into(),
     ];
     if args.skip_combos {
         out.push("--skip-combos".into());

@@ -291,6 +291,11 @@ impl KalshiClient {
         self.config.skip_combos = skip_combos;
     }
 
+    /// At most `per_second` requests a second, retries included (at least 1).
+    pub fn set_rate(&mut self, per_second: u32) {
+        self.config.requests_per_second = per_second.max(1);
+    }
+
     /// Reports the progress of every scan to `progress`.
     pub fn report_progress(&mut self, progress: ScanProgress) {
         self.progress = Some(progress);
