@@ -36,6 +36,7 @@ fn condition(kind: ConditionType, ticker: &str, threshold: &str) -> Condition {
         id: format!("{ticker}:{kind}"),
         condition_type: kind,
         ticker: ticker.to_string(),
+        scope: Default::default(),
         threshold: threshold.parse().expect("a decimal threshold"),
         label: String::new(),
         created_at: String::new(),

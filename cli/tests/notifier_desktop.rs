@@ -563,6 +563,7 @@ fn sample_alert() -> FiredAlert {
         ticker: "INXD-26JAN12-B6000".into(),
         title: "S&P 500 above 6000 on Jan 12?".into(),
         status: "active".into(),
+        event_ticker: String::new(),
         yes_bid: Some(Decimal::new(64, 2)),
         yes_ask: Some(Decimal::new(67, 2)),
         volume: Some(Decimal::from(1200)),

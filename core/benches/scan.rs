@@ -8,10 +8,9 @@
 //! are repeated under new tickers, in the current payload generation (dollar
 //! strings, fixed-point sizes), to the size of a real full scan.
 
-use std::collections::HashSet;
 use std::time::Instant;
 
-use kalshi_alerts_core::{ClientConfig, KalshiClient, MarketSource, Scan};
+use kalshi_alerts_core::{ClientConfig, KalshiClient, MarketSource, Scan, Watchlist};
 use kalshi_test_server::{fixtures, Scenario, TestServer};
 use serde_json::{json, Value};
 
@@ -37,10 +36,11 @@ fn peak_rss_mib() -> Option<f64> {
 }
 
 fn parse_throughput(markets: &[Value]) {
-    let watched: HashSet<String> = (0..markets.len())
-        .step_by(1000)
-        .map(|i| format!("BENCH-{i:06}"))
-        .collect();
+    let watched = Watchlist::of_tickers(
+        (0..markets.len())
+            .step_by(1000)
+            .map(|i| format!("BENCH-{i:06}")),
+    );
     let rounds = 5;
     let started = Instant::now();
     for _ in 0..rounds {
@@ -48,7 +48,7 @@ fn parse_throughput(markets: &[Value]) {
         for page in markets.chunks(1000) {
             scan.absorb_page(page, &watched);
         }
-        assert_eq!(scan.markets.len(), watched.len());
+        assert_eq!(scan.markets.len(), watched.tickers.len());
     }
     let per_round = started.elapsed() / rounds;
     println!(
@@ -56,7 +56,7 @@ fn parse_throughput(markets: &[Value]) {
         markets.len(),
         per_round.as_secs_f64() * 1e3,
         markets.len() as f64 / per_round.as_secs_f64(),
-        watched.len()
+        watched.tickers.len()
     );
 }
 
@@ -83,7 +83,7 @@ async fn full_cycle(markets: Vec<Value>, requests_per_second: u32) {
     let mut config = ClientConfig::new(server.base_url());
     config.requests_per_second = requests_per_second;
     let mut client = KalshiClient::new(config).unwrap();
-    let watched: HashSet<String> = ["BENCH-000000".to_string()].into();
+    let watched = Watchlist::of_tickers(["BENCH-000000"]);
 
     let started = Instant::now();
     let scan = client.scan(&watched).await.unwrap();

@@ -93,13 +93,55 @@ impl<'de> Deserialize<'de> for ConditionType {
     }
 }
 
+/// What a condition watches: one market, or every market of an event or a
+/// series, each checked on its own.
+///
+/// Stored as `"scope": "event"` or `"series"` beside the record's `ticker`,
+/// which then holds the event's or the series' ticker; absent means one
+/// market, so the Python tool's records read unchanged. (That tool ignores
+/// the field and watches the event ticker as if it were a market's, which
+/// no market has: it never fires such a condition, rather than firing it
+/// wrongly.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    #[default]
+    Market,
+    Event,
+    Series,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Market => "market",
+            Scope::Event => "event",
+            Scope::Series => "series",
+        }
+    }
+
+    pub fn is_market(&self) -> bool {
+        *self == Scope::Market
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One stored alert condition.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Condition {
     /// A UUID; commands accept any unique prefix of it.
     pub id: String,
     pub condition_type: ConditionType,
+    /// The market's ticker; the event's or the series' when `scope` says so.
     pub ticker: String,
+    /// Whether `ticker` names a market (the default), an event or a series.
+    #[serde(default, skip_serializing_if = "Scope::is_market")]
+    pub scope: Scope,
     /// A probability for price types, cents for spread, contracts for volume.
     #[serde(with = "threshold_number")]
     pub threshold: Decimal,
@@ -283,14 +325,18 @@ impl Condition {
         self.repeat.unwrap_or_default()
     }
 
-    /// What identifies the condition's meaning: its type, ticker and
-    /// threshold. State kept for an id whose fingerprint changed (the
-    /// record was edited) is dropped, so an edit starts afresh.
+    /// What identifies the condition's meaning: its type, what it watches
+    /// and its threshold. State kept for an id whose fingerprint changed
+    /// (the record was edited) is dropped, so an edit starts afresh.
     pub fn fingerprint(&self) -> String {
+        let watched = self.ticker.trim().to_ascii_uppercase();
+        let watched = match self.scope {
+            Scope::Market => watched,
+            scope => format!("{scope}:{watched}"),
+        };
         format!(
-            "{}|{}|{}",
+            "{}|{watched}|{}",
             self.condition_type,
-            self.ticker.trim().to_ascii_uppercase(),
             self.threshold.normalize()
         )
     }
@@ -378,6 +424,23 @@ impl Condition {
             self.label.clone()
         }
     }
+}
+
+/// The key of what the state database knows of `condition` on the market
+/// `ticker`: the condition's id for a market condition; for an event or
+/// series condition, which keeps a state per market of its scope, the id
+/// and the market's ticker joined by `@`.
+pub fn state_key(condition: &Condition, ticker: &str) -> String {
+    match condition.scope {
+        Scope::Market => condition.id.clone(),
+        Scope::Event | Scope::Series => format!("{}@{ticker}", condition.id),
+    }
+}
+
+/// Whether `key` (of [`state_key`]) is one of `condition_id`'s.
+pub fn is_state_key_of(key: &str, condition_id: &str) -> bool {
+    key.strip_prefix(condition_id)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('@'))
 }
 
 /// Reads a condition type and threshold as a person would say them.
@@ -484,6 +547,7 @@ mod tests {
             ticker: "T".into(),
             title: String::new(),
             status: "active".into(),
+            event_ticker: String::new(),
             yes_bid: Some(d(bid)),
             yes_ask: Some(d(ask)),
             volume: Some(d("100")),

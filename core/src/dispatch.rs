@@ -561,6 +561,7 @@ mod tests {
             ticker: "T".into(),
             title: String::new(),
             status: "active".into(),
+            event_ticker: String::new(),
             yes_bid: None,
             yes_ask: None,
             volume: Some(2.into()),

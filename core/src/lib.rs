@@ -26,7 +26,7 @@ pub mod store;
 pub mod tls;
 
 pub use alert::{FiredAlert, MarketData};
-pub use condition::{Condition, ConditionState, ConditionType, Evaluation, RepeatPolicy};
+pub use condition::{Condition, ConditionState, ConditionType, Evaluation, RepeatPolicy, Scope};
 pub use dispatch::{DeliveryRetry, DispatchReport, NamedNotifier};
 pub use launcher::{LaunchError, LaunchOutcome, Launcher, LauncherPlugin, MonitorJob};
 pub use market::{Market, Quote};
@@ -36,7 +36,7 @@ pub use notifier::{
 };
 pub use source::{
     check_base_url, ClientConfig, Environment, KalshiClient, MarketSource, ReplaySource, Scan,
-    ScanMode,
+    ScanMode, Watchlist,
 };
 pub use state::StateStore;
 pub use store::{AlertStore, AlertsFile};

@@ -17,6 +17,8 @@ pub struct Market {
     pub title: String,
     /// The status as the API reported it (`active`, `open`, `closed`, ...).
     pub status: String,
+    /// The event the market belongs to; empty when the record names none.
+    pub event_ticker: String,
     /// Best YES bid in dollars; `None` when the payload has no bid field.
     pub yes_bid: Option<Price>,
     /// Best YES ask in dollars; `None` when the payload has no ask field.
@@ -77,6 +79,7 @@ impl Market {
         Ok(Market {
             title: text_field(fields, "title"),
             status: text_field(fields, "status"),
+            event_ticker: text_field(fields, "event_ticker"),
             yes_bid: price_field(fields, "yes_bid").map_err(fail)?,
             yes_ask: price_field(fields, "yes_ask").map_err(fail)?,
             volume: size_field(fields, "volume").map_err(fail)?,
@@ -102,6 +105,21 @@ impl Market {
     pub fn midpoint(&self) -> Option<Price> {
         self.quote().map(|q| q.midpoint())
     }
+
+    /// The series the market belongs to: see [`series_of`].
+    pub fn series_ticker(&self) -> &str {
+        series_of(&self.ticker)
+    }
+}
+
+/// The series of a market or event ticker: the part before the first `-`.
+///
+/// Kalshi builds an event's ticker from its series' (`KXHIGHNY` ->
+/// `KXHIGHNY-24JUL14`) and a market's from its event's (`KXHIGHNY-24JUL14-T95`),
+/// and market records carry no series field, so this is how a full scan tells
+/// which markets a series scope covers. A ticker without a `-` is its own series.
+pub fn series_of(ticker: &str) -> &str {
+    ticker.split_once('-').map_or(ticker, |(series, _)| series)
 }
 
 /// A market as `kalshi markets show` presents it: the quote the monitor
@@ -110,7 +128,6 @@ impl Market {
 pub struct MarketDetail {
     #[serde(flatten)]
     pub market: Market,
-    pub event_ticker: String,
     /// The YES midpoint, when quoted.
     pub midpoint: Option<Price>,
     pub last_price: Option<Price>,
@@ -129,7 +146,6 @@ impl MarketDetail {
             reason,
         };
         Ok(MarketDetail {
-            event_ticker: text_field(fields, "event_ticker"),
             midpoint: market.midpoint().map(|m| m.normalize()),
             last_price: price_field(fields, "last_price").map_err(fail)?,
             open_interest: size_field(fields, "open_interest").map_err(fail)?,

@@ -23,10 +23,12 @@ use std::time::Duration;
 use chrono::Utc;
 
 use crate::alert::FiredAlert;
-use crate::condition::{Condition, ConditionState, ConditionType, Evaluation};
+use crate::condition::{
+    is_state_key_of, state_key, Condition, ConditionState, ConditionType, Evaluation, Scope,
+};
 use crate::dispatch::{DeliveryRetry, DispatchReport, Dispatcher, NamedNotifier};
 use crate::market::Market;
-use crate::source::{MarketSource, Scan, SourceError};
+use crate::source::{MarketSource, Scan, SourceError, Watchlist};
 use crate::state::{CycleCommit, StateStore, StoredCondition};
 
 /// How long a run that ends on its own (a cycle limit, the end of a replay)
@@ -357,9 +359,23 @@ impl Monitor {
         }
     }
 
-    /// The tickers any condition watches.
-    pub fn watched(&self) -> HashSet<String> {
-        self.conditions.iter().map(|c| c.ticker.clone()).collect()
+    /// What the live conditions watch: markets, events and series. Expired
+    /// conditions and types this tool does not evaluate cost no request.
+    pub fn watched(&self) -> Watchlist {
+        let now = Utc::now();
+        let mut watched = Watchlist::default();
+        let live = self.conditions.iter().filter(|c| {
+            !matches!(c.condition_type, ConditionType::Unsupported(_)) && !c.is_expired(now)
+        });
+        for condition in live {
+            let set = match condition.scope {
+                Scope::Market => &mut watched.tickers,
+                Scope::Event => &mut watched.events,
+                Scope::Series => &mut watched.series,
+            };
+            set.insert(condition.ticker.clone());
+        }
+        watched
     }
 
     /// Runs one cycle: scan, evaluate, commit, deliver.
@@ -398,9 +414,16 @@ impl Monitor {
         match self.state.take_rearm_requests() {
             Ok(ids) => {
                 for id in ids {
-                    if let Some(known) = self.known.get_mut(&id) {
-                        known.state = ConditionState::default();
-                        self.unsaved.insert(id.clone());
+                    // An event or series condition has a state per market.
+                    let mut rearmed = false;
+                    for (key, known) in &mut self.known {
+                        if is_state_key_of(key, &id) {
+                            known.state = ConditionState::default();
+                            self.unsaved.insert(key.clone());
+                            rearmed = true;
+                        }
+                    }
+                    if rearmed {
                         tracing::info!(id = %id, "condition rearmed");
                     }
                 }
@@ -607,11 +630,15 @@ impl Monitor {
         let evaluating = std::time::Instant::now();
         let (fired, changes) = self.evaluate(&scan, now);
         let evaluation = evaluating.elapsed();
+        let routes = self.routes(&fired);
         let routed: Vec<(FiredAlert, Vec<String>)> = fired
             .iter()
             .map(|alert| {
-                let route = self.route_of(&alert.condition_id);
-                (alert.clone(), self.dispatcher.targets(route.as_deref()))
+                let route = routes.get(alert.condition_id.as_str()).copied().flatten();
+                (
+                    alert.clone(),
+                    self.dispatcher.targets(route.map(Vec::as_slice)),
+                )
             })
             .collect();
         let quoted: Vec<&Market> = scan
@@ -732,17 +759,27 @@ impl Monitor {
         }
     }
 
-    /// The instances a condition's alerts go to; `None` means the defaults.
-    fn route_of(&self, condition_id: &str) -> Option<Vec<String>> {
+    /// The instances each fired condition's alerts go to, by condition id;
+    /// `None` means the defaults.
+    fn routes(&self, fired: &[FiredAlert]) -> HashMap<&str, Option<&Vec<String>>> {
+        if fired.is_empty() {
+            return HashMap::new();
+        }
         self.conditions
             .iter()
-            .find(|c| c.id == condition_id)
-            .and_then(|c| c.notify.clone())
+            .map(|c| (c.id.as_str(), c.notify.as_ref()))
+            .collect()
     }
 
     /// Checks every live condition against the scan and what is known of
-    /// it. Returns the alerts that fire and the ids whose state must be
-    /// written (changed now, or not saved before).
+    /// it: a market condition against its market, an event or series
+    /// condition against each of the scope's markets on its own. Returns the
+    /// alerts that fire and the state keys (see [`state_key`]) whose state
+    /// must be written (changed now, or not saved before).
+    ///
+    /// Markets are found by ticker, and scopes through an index built once
+    /// per cycle, so the cost grows with markets plus conditions, not with
+    /// their product.
     fn evaluate(
         &mut self,
         scan: &Scan,
@@ -750,6 +787,7 @@ impl Monitor {
     ) -> (Vec<FiredAlert>, Vec<String>) {
         let mut fired = Vec::new();
         let mut changed: Vec<String> = Vec::new();
+        let scopes = ScopeIndex::of(scan, &self.conditions);
 
         for condition in &self.conditions {
             if let ConditionType::Unsupported(kind) = &condition.condition_type {
@@ -764,62 +802,156 @@ impl Monitor {
                 }
                 continue;
             }
-            let Some(market) = scan.markets.get(&condition.ticker) else {
-                tracing::debug!(ticker = %condition.ticker, "watched market not listed this cycle");
-                continue;
-            };
-            let previous = self.previous.get(&condition.ticker);
+            let markets = scopes.markets_of(condition, scan);
+            if markets.is_empty() {
+                tracing::debug!(ticker = %condition.ticker, scope = %condition.scope,
+                    "watched market not listed this cycle");
+            }
             let fingerprint = condition.fingerprint();
-            let before = match self.known.get(&condition.id) {
-                Some(known) if known.fingerprint == fingerprint => known.state.clone(),
-                // Never seen, or edited since: start afresh.
-                _ => ConditionState::default(),
-            };
-            let evaluation = condition.evaluate(market, previous);
-            let met = matches!(evaluation, Evaluation::Fired { .. });
-            let policy = condition.repeat_policy();
-            // A crossing or a move is an event between two checks, not a
-            // lasting state: each one is new, even right after another.
-            let basis = if condition.condition_type.needs_previous() {
-                ConditionState {
-                    is_true: false,
-                    ..before.clone()
+            for market in markets {
+                let key = state_key(condition, &market.ticker);
+                let check = Check {
+                    condition,
+                    market,
+                    previous: self.previous.get(&market.ticker),
+                    known: self.known.get(&key),
+                    fingerprint: &fingerprint,
+                    unsaved: self.unsaved.contains(&key),
+                };
+                let (alert, after, write) = check.run(now);
+                fired.extend(alert);
+                if write {
+                    changed.push(key.clone());
                 }
-            } else {
-                before.clone()
-            };
-            let fires = policy.fires(met, &basis, now);
-            let value = match evaluation {
-                Evaluation::Fired { value } => Some(value),
-                Evaluation::NotMet => condition.measure(market, previous),
-                Evaluation::NoData => None,
-            };
-            if let (true, Evaluation::Fired { value }) = (fires, &evaluation) {
-                fired.push(FiredAlert::new(condition, market, *value, now));
+                self.known.insert(
+                    key,
+                    StoredCondition {
+                        fingerprint: fingerprint.clone(),
+                        state: after,
+                    },
+                );
             }
-            let after = before.after_check(policy, value, met, fires, now);
-            let fresh = self
-                .known
-                .get(&condition.id)
-                .is_none_or(|known| known.fingerprint != fingerprint);
-            if fresh || after != before || self.unsaved.contains(&condition.id) {
-                changed.push(condition.id.clone());
-            }
-            self.known.insert(
-                condition.id.clone(),
-                StoredCondition {
-                    fingerprint,
-                    state: after,
-                },
-            );
         }
         // Rearmed or unsaved conditions not checked this cycle are written too.
-        for id in &self.unsaved {
-            if self.known.contains_key(id) && !changed.contains(id) {
-                changed.push(id.clone());
+        let written: HashSet<&String> = changed.iter().collect();
+        let mut left: Vec<String> = self
+            .unsaved
+            .iter()
+            .filter(|key| self.known.contains_key(*key) && !written.contains(key))
+            .cloned()
+            .collect();
+        changed.append(&mut left);
+        (fired, changed)
+    }
+}
+
+/// One condition checked against one market.
+struct Check<'a> {
+    condition: &'a Condition,
+    market: &'a Market,
+    /// The same market at the previous check, when it was quoted.
+    previous: Option<&'a Market>,
+    /// What the database knows of this condition on this market.
+    known: Option<&'a StoredCondition>,
+    fingerprint: &'a str,
+    /// Its state must be written even if unchanged.
+    unsaved: bool,
+}
+
+impl Check<'_> {
+    /// The alert, if it fires; the state after the check; and whether that
+    /// state must be written.
+    fn run(&self, now: chrono::DateTime<Utc>) -> (Option<FiredAlert>, ConditionState, bool) {
+        let (condition, market, previous) = (self.condition, self.market, self.previous);
+        let fresh = self
+            .known
+            .is_none_or(|known| known.fingerprint != self.fingerprint);
+        let before = match self.known {
+            Some(known) if !fresh => known.state.clone(),
+            // Never seen, or edited since: start afresh.
+            _ => ConditionState::default(),
+        };
+        let evaluation = condition.evaluate(market, previous);
+        let met = matches!(evaluation, Evaluation::Fired { .. });
+        let policy = condition.repeat_policy();
+        // A crossing or a move is an event between two checks, not a
+        // lasting state: each one is new, even right after another.
+        let basis = if condition.condition_type.needs_previous() {
+            ConditionState {
+                is_true: false,
+                ..before.clone()
+            }
+        } else {
+            before.clone()
+        };
+        let fires = policy.fires(met, &basis, now);
+        let value = match evaluation {
+            Evaluation::Fired { value } => Some(value),
+            Evaluation::NotMet => condition.measure(market, previous),
+            Evaluation::NoData => None,
+        };
+        let alert = match (fires, &evaluation) {
+            (true, Evaluation::Fired { value }) => {
+                Some(FiredAlert::new(condition, market, *value, now))
+            }
+            _ => None,
+        };
+        let after = before.after_check(policy, value, met, fires, now);
+        let write = fresh || after != before || self.unsaved;
+        (alert, after, write)
+    }
+}
+
+/// The markets of one scan by event and by series, for the scopes the
+/// conditions watch only.
+struct ScopeIndex<'a> {
+    events: HashMap<&'a str, Vec<&'a Market>>,
+    series: HashMap<&'a str, Vec<&'a Market>>,
+}
+
+impl<'a> ScopeIndex<'a> {
+    fn of(scan: &'a Scan, conditions: &'a [Condition]) -> ScopeIndex<'a> {
+        let mut index = ScopeIndex {
+            events: HashMap::new(),
+            series: HashMap::new(),
+        };
+        for condition in conditions {
+            match condition.scope {
+                Scope::Market => {}
+                Scope::Event => {
+                    index.events.entry(&condition.ticker).or_default();
+                }
+                Scope::Series => {
+                    index.series.entry(&condition.ticker).or_default();
+                }
             }
         }
-        (fired, changed)
+        if index.events.is_empty() && index.series.is_empty() {
+            return index;
+        }
+        for market in scan.markets.values() {
+            if let Some(members) = index.events.get_mut(market.event_ticker.as_str()) {
+                members.push(market);
+            }
+            if let Some(members) = index.series.get_mut(market.series_ticker()) {
+                members.push(market);
+            }
+        }
+        // Alerts of one scope come in ticker order, whatever the scan's.
+        for members in index.events.values_mut().chain(index.series.values_mut()) {
+            members.sort_by(|a, b| a.ticker.cmp(&b.ticker));
+        }
+        index
+    }
+
+    /// The markets `condition` is checked against this cycle.
+    fn markets_of(&self, condition: &Condition, scan: &'a Scan) -> Vec<&'a Market> {
+        let members = match condition.scope {
+            Scope::Market => return scan.markets.get(&condition.ticker).into_iter().collect(),
+            Scope::Event => self.events.get(condition.ticker.as_str()),
+            Scope::Series => self.series.get(condition.ticker.as_str()),
+        };
+        members.cloned().unwrap_or_default()
     }
 }
 
@@ -854,7 +986,7 @@ mod tests {
 
     #[async_trait]
     impl MarketSource for Frames {
-        async fn scan(&mut self, watched: &HashSet<String>) -> Result<Scan, SourceError> {
+        async fn scan(&mut self, watched: &Watchlist) -> Result<Scan, SourceError> {
             let index = self.1.min(self.0.len() - 1);
             self.1 += 1;
             let mut scan = Scan::default();
@@ -920,6 +1052,78 @@ mod tests {
         assert_eq!(kinds, ["c1", "c2"]);
         assert!(monitor.run_cycle().await.unwrap().fired.is_empty());
         assert_eq!(sink.0.lock().unwrap().len(), 2);
+    }
+
+    fn scoped(id: &str, scope: Scope, ticker: &str, threshold: f64) -> Condition {
+        let mut c = condition(id, "price_above", threshold);
+        c.scope = scope;
+        c.ticker = ticker.into();
+        c
+    }
+
+    fn listed(ticker: &str, event: &str, bid: i64, ask: i64) -> serde_json::Value {
+        json!({"ticker": ticker, "event_ticker": event, "status": "active",
+               "yes_bid": bid, "yes_ask": ask})
+    }
+
+    fn tickers(alerts: &[FiredAlert]) -> Vec<&str> {
+        alerts.iter().map(|a| a.ticker.as_str()).collect()
+    }
+
+    #[tokio::test]
+    async fn an_event_condition_fires_per_market_of_the_event_with_a_state_each() {
+        let frame = |a: i64, b: i64| {
+            vec![
+                listed("EV-26-B", "EV-26", b, b + 2),
+                listed("EV-26-A", "EV-26", a, a + 2),
+                listed("OTHER-26-A", "OTHER-26", 95, 97),
+            ]
+        };
+        let frames = Frames(vec![frame(91, 50), frame(91, 50), frame(91, 92)], 0);
+        let c = scoped("ev", Scope::Event, "EV-26", 0.9);
+        let mut monitor = Monitor::new(Box::new(frames), vec![c], vec![]);
+        assert_eq!(
+            monitor.watched().events.iter().collect::<Vec<_>>(),
+            ["EV-26"]
+        );
+
+        let first = monitor.run_cycle().await.unwrap();
+        assert_eq!(tickers(&first.fired), ["EV-26-A"]);
+        assert_eq!(first.fired[0].condition_id, "ev");
+        assert_eq!(first.fired[0].market_data.ticker, "EV-26-A");
+        // A still holds: no second alert. B now rises: its own first alert.
+        assert!(monitor.run_cycle().await.unwrap().fired.is_empty());
+        assert_eq!(
+            tickers(&monitor.run_cycle().await.unwrap().fired),
+            ["EV-26-B"]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_series_condition_covers_every_event_of_the_series() {
+        let frame = vec![
+            listed("SER-1-A", "SER-1", 91, 93),
+            listed("SER-2-A", "SER-2", 95, 97),
+            listed("SERX-1-A", "SERX-1", 95, 97),
+            listed("SER-2-B", "SER-2", 10, 12),
+        ];
+        let c = scoped("s", Scope::Series, "SER", 0.9);
+        let mut monitor = Monitor::new(Box::new(Frames(vec![frame], 0)), vec![c], vec![]);
+        let cycle = monitor.run_cycle().await.unwrap();
+        assert_eq!(tickers(&cycle.fired), ["SER-1-A", "SER-2-A"]);
+    }
+
+    #[tokio::test]
+    async fn rearming_a_scoped_condition_rearms_it_on_every_market() {
+        let frame = vec![listed("EV-A", "EV", 91, 93), listed("EV-B", "EV", 95, 97)];
+        let frames = Frames(vec![frame], 0);
+        let mut c = scoped("ev", Scope::Event, "EV", 0.9);
+        c.repeat = Some(crate::condition::RepeatPolicy::Once);
+        let mut monitor = Monitor::new(Box::new(frames), vec![c], vec![]);
+        assert_eq!(monitor.run_cycle().await.unwrap().fired.len(), 2);
+        assert!(monitor.run_cycle().await.unwrap().fired.is_empty());
+        assert!(monitor.state().rearm("ev").unwrap());
+        assert_eq!(monitor.run_cycle().await.unwrap().fired.len(), 2);
     }
 
     fn frames(prices: &[(i64, i64)]) -> Frames {
@@ -1213,7 +1417,7 @@ mod tests {
 
     #[async_trait]
     impl MarketSource for Slow {
-        async fn scan(&mut self, _: &HashSet<String>) -> Result<Scan, SourceError> {
+        async fn scan(&mut self, _: &Watchlist) -> Result<Scan, SourceError> {
             self.starts
                 .lock()
                 .unwrap()

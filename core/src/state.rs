@@ -381,7 +381,8 @@ impl StateStore {
         })
     }
 
-    /// Every condition's stored state, by id.
+    /// Every condition's stored state, by state key: the condition's id, or
+    /// `ID@TICKER` for each market of an event or series condition.
     pub fn conditions(&self) -> Result<HashMap<String, StoredCondition>, StateError> {
         self.with(|conn| {
             let mut query = conn.prepare(
@@ -418,6 +419,7 @@ impl StateStore {
                     ticker: row.get(0)?,
                     title: row.get(1)?,
                     status: row.get(2)?,
+                    event_ticker: String::new(),
                     yes_bid: decimal_of(row.get(3)?),
                     yes_ask: decimal_of(row.get(4)?),
                     volume: decimal_of(row.get(5)?),
@@ -749,8 +751,11 @@ impl StateStore {
         self.with(|conn| {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let changed = tx.execute(
+                // An event or series condition keeps one state per market,
+                // under `ID@TICKER` (see `condition::state_key`).
                 "UPDATE condition_state SET is_true = 0, spent = 0, last_fired_at = NULL
-                 WHERE condition_id = ?1
+                 WHERE (condition_id = ?1
+                        OR substr(condition_id, 1, length(?1) + 1) = ?1 || '@')
                    AND (is_true = 1 OR spent = 1 OR last_fired_at IS NOT NULL)",
                 [condition_id],
             )?;
@@ -852,6 +857,7 @@ mod tests {
             ticker: "T".into(),
             title: "A market".into(),
             status: "active".into(),
+            event_ticker: String::new(),
             yes_bid: Some(Decimal::new(4, 1)),
             yes_ask: Some(Decimal::new(4500, 4)),
             volume: None,

@@ -566,6 +566,7 @@ fn sample_market(bid: &str, ask: &str) -> Market {
         ticker: "T".into(),
         title: String::new(),
         status: "active".into(),
+        event_ticker: String::new(),
         yes_bid: Some(Decimal::from_str(bid).unwrap()),
         yes_ask: Some(Decimal::from_str(ask).unwrap()),
         volume: Some(Decimal::from(100)),

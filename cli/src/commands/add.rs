@@ -79,6 +79,7 @@ pub fn build(args: &AddArgs) -> CliResult<Condition> {
         id: uuid::Uuid::new_v4().to_string(),
         condition_type,
         ticker,
+        scope: kalshi_alerts_core::Scope::Market,
         threshold,
         label,
         created_at: now.to_rfc3339_opts(SecondsFormat::Micros, false),

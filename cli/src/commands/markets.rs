@@ -141,7 +141,10 @@ pub fn show(context: &Context, ticker: &str, as_json: bool) -> CliResult<ExitCod
         |n: Option<rust_decimal::Decimal>| n.map_or("-".to_string(), |n| n.normalize().to_string());
     say!("{}  {}", m.ticker, printable(&m.title));
     say!("  status:        {}", printable(&m.status));
-    say!("  event:         {}", printable(&market.event_ticker));
+    say!(
+        "  event:         {}",
+        printable(&market.market.event_ticker)
+    );
     say!(
         "  yes bid / ask: {} / {}",
         price(m.yes_bid),

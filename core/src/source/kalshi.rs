@@ -19,7 +19,7 @@ use rand::Rng;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use super::{MarketSource, Scan, SourceError};
+use super::{MarketSource, Scan, SourceError, Watchlist};
 use crate::market::MarketDetail;
 
 /// Which Kalshi exchange to talk to.
@@ -494,7 +494,7 @@ impl KalshiClient {
 
 #[async_trait]
 impl MarketSource for KalshiClient {
-    async fn scan(&mut self, watched: &HashSet<String>) -> Result<Scan, SourceError> {
+    async fn scan(&mut self, watched: &Watchlist) -> Result<Scan, SourceError> {
         let result = self.scan_pages(watched).await;
         if let Some(progress) = self.progress.as_mut() {
             let (pages, markets) = result
@@ -511,7 +511,7 @@ impl MarketSource for KalshiClient {
 }
 
 impl KalshiClient {
-    async fn scan_pages(&mut self, watched: &HashSet<String>) -> Result<Scan, SourceError> {
+    async fn scan_pages(&mut self, watched: &Watchlist) -> Result<Scan, SourceError> {
         let mut scan = Scan::default();
         match self.config.scan {
             ScanMode::Full => {
@@ -523,12 +523,9 @@ impl KalshiClient {
                 self.read_listing(filters, watched, &mut scan).await?;
             }
             ScanMode::Auto => {
-                let mut tickers: Vec<&String> = watched.iter().collect();
-                tickers.sort();
-                for batch in tickers.chunks(TICKERS_PER_REQUEST) {
-                    let names: Vec<&str> = batch.iter().map(|t| t.as_str()).collect();
-                    let names = names.join(",");
-                    self.read_listing(&[("tickers", &names)], watched, &mut scan)
+                for listing in targeted_listings(watched) {
+                    let (name, value) = (listing.0, listing.1.as_str());
+                    self.read_listing(&[(name, value)], watched, &mut scan)
                         .await?;
                     if scan.truncated {
                         break;
@@ -543,7 +540,7 @@ impl KalshiClient {
     async fn read_listing(
         &mut self,
         filters: &[(&str, &str)],
-        watched: &HashSet<String>,
+        watched: &Watchlist,
         scan: &mut Scan,
     ) -> Result<(), SourceError> {
         let mut cursor: Option<String> = None;
@@ -594,6 +591,19 @@ impl KalshiClient {
         }
         Ok(())
     }
+}
+
+/// The listings a targeted scan reads, as one query filter each: the
+/// watched tickers in batches of [`TICKERS_PER_REQUEST`], then one listing
+/// per watched event and per watched series.
+fn targeted_listings(watched: &Watchlist) -> Vec<(&'static str, String)> {
+    let tickers: Vec<&str> = watched.tickers.iter().map(String::as_str).collect();
+    let batches = tickers
+        .chunks(TICKERS_PER_REQUEST)
+        .map(|batch| ("tickers", batch.join(",")));
+    let events = watched.events.iter().map(|e| ("event_ticker", e.clone()));
+    let series = watched.series.iter().map(|s| ("series_ticker", s.clone()));
+    batches.chain(events).chain(series).collect()
 }
 
 /// How many empty pages in a row that still carry a cursor are followed.
@@ -759,6 +769,33 @@ mod tests {
     }
 
     #[test]
+    fn a_targeted_scan_batches_tickers_and_reads_each_scope_once() {
+        let mut watched = Watchlist::of_tickers((0..250).map(|i| format!("T-{i:03}")));
+        watched.events.insert("EV-1".into());
+        watched.series.insert("SER".into());
+        let listings = targeted_listings(&watched);
+        let names: Vec<&str> = listings.iter().map(|(name, _)| *name).collect();
+        assert_eq!(
+            names,
+            [
+                "tickers",
+                "tickers",
+                "tickers",
+                "event_ticker",
+                "series_ticker"
+            ]
+        );
+        let sizes: Vec<usize> = listings[..3]
+            .iter()
+            .map(|(_, value)| value.split(',').count())
+            .collect();
+        assert_eq!(sizes, [100, 100, 50]);
+        assert_eq!(listings[3].1, "EV-1");
+        assert_eq!(listings[4].1, "SER");
+        assert!(targeted_listings(&Watchlist::default()).is_empty());
+    }
+
+    #[test]
     fn base_urls_are_checked() {
         assert_eq!(
             check_base_url(" http://127.0.0.1:8080/trade-api/v2/ ").unwrap(),
@@ -809,7 +846,7 @@ mod server_tests {
         let mut client = client(&server, 40);
 
         let started = Instant::now();
-        let scan = client.scan(&HashSet::new()).await.unwrap();
+        let scan = client.scan(&Watchlist::default()).await.unwrap();
         let took = started.elapsed();
 
         // 232 open markets at 40 a page: 6 requests, so at least 5 gaps of
@@ -847,7 +884,7 @@ mod server_tests {
         let mut config = ClientConfig::new(endless_cursor_server());
         config.scan = ScanMode::Full;
         let mut client = KalshiClient::new(config).unwrap();
-        let scan = client.scan(&HashSet::new()).await.unwrap();
+        let scan = client.scan(&Watchlist::default()).await.unwrap();
         assert_eq!(
             scan.pages, 2,
             "the page that repeated its cursor is read, then no more"
@@ -860,7 +897,7 @@ mod server_tests {
             Scenario::new(fixtures::legacy_markets()).fault_on_request(0, Fault::RepeatingCursor);
         let server = TestServer::start(scenario);
         let mut client = client(&server, 1000);
-        let watched = HashSet::from(["EUCLIMATE-2030".to_string()]);
+        let watched = Watchlist::of_tickers(["EUCLIMATE-2030"]);
         let scan = client.scan(&watched).await.unwrap();
         assert_eq!(scan.pages, 2);
         assert!(scan.markets.contains_key("EUCLIMATE-2030"));
@@ -872,13 +909,19 @@ mod server_tests {
         let few =
             Scenario::new(fixtures::legacy_markets()).fault_on_request(0, Fault::EmptyPages(3));
         let server = TestServer::start(few);
-        let scan = client(&server, 1000).scan(&HashSet::new()).await.unwrap();
+        let scan = client(&server, 1000)
+            .scan(&Watchlist::default())
+            .await
+            .unwrap();
         assert_eq!((scan.pages, scan.markets_read), (4, 232));
 
         let endless = Scenario::new(fixtures::legacy_markets())
             .fault_on_request(0, Fault::EmptyPages(usize::MAX));
         let server = TestServer::start(endless);
-        let scan = client(&server, 1000).scan(&HashSet::new()).await.unwrap();
+        let scan = client(&server, 1000)
+            .scan(&Watchlist::default())
+            .await
+            .unwrap();
         assert_eq!(
             (scan.pages, scan.markets_read),
             (MAX_EMPTY_PAGES_IN_A_ROW, 0)

@@ -8,12 +8,12 @@
 mod kalshi;
 mod replay;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 
 use async_trait::async_trait;
 use serde_json::Value;
 
-use crate::market::Market;
+use crate::market::{series_of, Market};
 
 pub use kalshi::{
     check_base_url, ClientConfig, Environment, KalshiClient, RetryPolicy, ScanMode, ScanProgress,
@@ -21,10 +21,49 @@ pub use kalshi::{
 };
 pub use replay::ReplaySource;
 
+/// What a scan must find: markets named by ticker, and every market of some
+/// events and series. Tickers are upper case, as Kalshi writes them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Watchlist {
+    pub tickers: BTreeSet<String>,
+    /// Event tickers, each standing for all the event's markets.
+    pub events: BTreeSet<String>,
+    /// Series tickers, each standing for all the series' markets.
+    pub series: BTreeSet<String>,
+}
+
+impl Watchlist {
+    /// A watchlist of these market tickers only.
+    pub fn of_tickers<I, T>(tickers: I) -> Watchlist
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        Watchlist {
+            tickers: tickers.into_iter().map(Into::into).collect(),
+            ..Watchlist::default()
+        }
+    }
+
+    /// Whether nothing at all is watched.
+    pub fn is_empty(&self) -> bool {
+        self.tickers.is_empty() && self.events.is_empty() && self.series.is_empty()
+    }
+
+    /// Whether the market with this ticker, of this event (empty when the
+    /// record names none), is watched: by its ticker, its event or its series.
+    pub fn wants(&self, ticker: &str, event_ticker: &str) -> bool {
+        self.tickers.contains(ticker)
+            || (!event_ticker.is_empty() && self.events.contains(event_ticker))
+            || (!self.series.is_empty() && self.series.contains(series_of(ticker)))
+    }
+}
+
 /// What one cycle's scan found.
 #[derive(Debug, Clone, Default)]
 pub struct Scan {
-    /// The watched markets that were listed, by ticker.
+    /// The watched markets that were listed, by ticker: those the
+    /// watchlist names, and those of its events and series.
     pub markets: HashMap<String, Market>,
     /// Pages read.
     pub pages: usize,
@@ -41,12 +80,12 @@ pub struct Scan {
 impl Scan {
     /// Reads one page's market records into the scan, skipping (with a
     /// warning naming the ticker) any record that cannot be read.
-    pub fn absorb_page(&mut self, records: &[Value], watched: &HashSet<String>) {
+    pub fn absorb_page(&mut self, records: &[Value], watched: &Watchlist) {
         self.pages += 1;
         for record in records {
             self.markets_read += 1;
             match Market::from_json(record) {
-                Ok(market) if watched.contains(&market.ticker) => {
+                Ok(market) if watched.wants(&market.ticker, &market.event_ticker) => {
                     self.markets.insert(market.ticker.clone(), market);
                 }
                 Ok(_) => {}
@@ -88,8 +127,8 @@ pub enum SourceError {
 /// Somewhere markets come from.
 #[async_trait]
 pub trait MarketSource: Send {
-    /// Scans the markets once, keeping those whose ticker is in `watched`.
-    async fn scan(&mut self, watched: &HashSet<String>) -> Result<Scan, SourceError>;
+    /// Scans the markets once, keeping those `watched` wants.
+    async fn scan(&mut self, watched: &Watchlist) -> Result<Scan, SourceError>;
 
     /// A short description for logs: the base URL, or "recorded data".
     fn describe(&self) -> String;

@@ -5,12 +5,12 @@
 //! quote history of further demo markets then moves those markets one point
 //! per cycle, so crossing and move conditions have something to see.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use serde_json::{json, Value};
 
-use super::{MarketSource, Scan, SourceError};
+use super::{MarketSource, Scan, SourceError, Watchlist};
 
 const DEMO_MARKETS: &str = include_str!("../../../data/recorded/kalshi/demo-2024-07-markets.json");
 const PROD_PAGE: &str =
@@ -75,7 +75,7 @@ impl ReplaySource {
 
 #[async_trait]
 impl MarketSource for ReplaySource {
-    async fn scan(&mut self, watched: &HashSet<String>) -> Result<Scan, SourceError> {
+    async fn scan(&mut self, watched: &Watchlist) -> Result<Scan, SourceError> {
         let index = self.next_frame.min(self.frames - 1);
         self.next_frame += 1;
 
@@ -128,8 +128,8 @@ fn market_from_point(ticker: &str, point: &Value) -> Value {
 mod tests {
     use super::*;
 
-    fn watch(tickers: &[&str]) -> HashSet<String> {
-        tickers.iter().map(|t| t.to_string()).collect()
+    fn watch(tickers: &[&str]) -> Watchlist {
+        Watchlist::of_tickers(tickers.iter().copied())
     }
 
     #[tokio::test]

@@ -91,6 +91,7 @@ mod tests {
             ticker: "INXD-26JAN12-B6000".into(),
             title: title.into(),
             status: "active".into(),
+            event_ticker: String::new(),
             yes_bid: Some(Decimal::new(64, 2)),
             yes_ask: Some(Decimal::new(67, 2)),
             volume: Some(Decimal::from(1200)),

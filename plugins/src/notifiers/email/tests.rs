@@ -34,6 +34,7 @@ pub(super) fn alert_of(kind: &str, ticker: &str, threshold: i64, value: &str) ->
         ticker: ticker.into(),
         title: "Will Bitcoin close above $100k?".into(),
         status: "active".into(),
+        event_ticker: String::new(),
         yes_bid: Some(Decimal::from_str("0.64").unwrap()),
         yes_ask: Some(Decimal::from_str("0.67").unwrap()),
         volume: Some(Decimal::from(1234)),

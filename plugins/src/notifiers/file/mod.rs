@@ -117,6 +117,7 @@ mod tests {
             ticker: "T".into(),
             title: "t".into(),
             status: "active".into(),
+            event_ticker: String::new(),
             yes_bid: None,
             yes_ask: None,
             volume: Some(20.into()),

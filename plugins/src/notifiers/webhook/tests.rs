@@ -26,6 +26,7 @@ fn alert() -> FiredAlert {
         ticker: "KXBTC-25DEC31-T100000".into(),
         title: "Bitcoin above $100k?".into(),
         status: "active".into(),
+        event_ticker: String::new(),
         yes_bid: Some(Decimal::new(64, 2)),
         yes_ask: Some(Decimal::new(67, 2)),
         volume: Some(Decimal::from(1234)),
