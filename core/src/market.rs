@@ -4,11 +4,15 @@
 //! cents plus dollar strings, dollar strings only) into one shape. A missing
 //! price is "no quote", never zero, and unknown fields are ignored.
 
+use std::borrow::Cow;
+
 use rust_decimal::Decimal;
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::price::{cents_to_dollars, parse_decimal, Price};
+use crate::source::MarketRecord;
 
 /// One market's identity, YES quote and traded volume.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -164,17 +168,26 @@ fn text_field(fields: &Map<String, Value>, name: &str) -> String {
 
 /// Reads `NAME_dollars` (a decimal string) or else `NAME` (integer cents).
 fn price_field(fields: &Map<String, Value>, name: &str) -> Result<Option<Price>, String> {
-    let dollars_key = format!("{name}_dollars");
-    match fields.get(&dollars_key) {
+    let dollars = fields.get(&format!("{name}_dollars"));
+    price_of(name, dollars, fields.get(name))
+}
+
+/// A price from its `NAME_dollars` value, or else its `NAME` value in cents.
+fn price_of(
+    name: &str,
+    dollars: Option<&Value>,
+    cents: Option<&Value>,
+) -> Result<Option<Price>, String> {
+    match dollars {
         None | Some(Value::Null) => {}
         Some(Value::String(text)) => {
-            let price = parse_decimal(text).map_err(|e| format!("{dollars_key}: {e}"))?;
-            return check_price_range(&dollars_key, price).map(Some);
+            let price = parse_decimal(text).map_err(|e| format!("{name}_dollars: {e}"))?;
+            return check_price_range(&format!("{name}_dollars"), price).map(Some);
         }
-        Some(other) => return Err(format!("{dollars_key}: expected a string, got {other}")),
+        Some(other) => return Err(format!("{name}_dollars: expected a string, got {other}")),
     }
 
-    match fields.get(name) {
+    match cents {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => {
             let cents = n
@@ -195,18 +208,26 @@ fn check_price_range(key: &str, price: Price) -> Result<Price, String> {
 
 /// Reads `NAME_fp` (a decimal string) or else `NAME` (an integer count).
 fn size_field(fields: &Map<String, Value>, name: &str) -> Result<Option<Decimal>, String> {
-    let fp_key = format!("{name}_fp");
-    match fields.get(&fp_key) {
+    size_of(name, fields.get(&format!("{name}_fp")), fields.get(name))
+}
+
+/// A size from its `NAME_fp` value, or else its `NAME` value as a count.
+fn size_of(
+    name: &str,
+    fp: Option<&Value>,
+    count: Option<&Value>,
+) -> Result<Option<Decimal>, String> {
+    match fp {
         None | Some(Value::Null) => {}
         Some(Value::String(text)) => {
             return parse_decimal(text)
                 .map(Some)
-                .map_err(|e| format!("{fp_key}: {e}"))
+                .map_err(|e| format!("{name}_fp: {e}"))
         }
-        Some(other) => return Err(format!("{fp_key}: expected a string, got {other}")),
+        Some(other) => return Err(format!("{name}_fp: expected a string, got {other}")),
     }
 
-    match fields.get(name) {
+    match count {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => n
             .as_i64()
@@ -214,6 +235,67 @@ fn size_field(fields: &Map<String, Value>, name: &str) -> Result<Option<Decimal>
             .ok_or_else(|| format!("{name}: expected a whole count, got {n}")),
         Some(other) => Err(format!("{name}: expected a whole count, got {other}")),
     }
+}
+
+impl Market {
+    /// Reads a market from the fields a page reader borrowed, when `wanted`
+    /// holds for its ticker and event ticker: a record no condition looks at
+    /// is read no further than those two. `Ok(None)` when not wanted.
+    pub(crate) fn from_record(
+        record: &MarketRecord<'_>,
+        wanted: impl Fn(&str, &str) -> bool,
+    ) -> Result<Option<Market>, MarketError> {
+        let ticker = match record.ticker.map(text_of) {
+            Some(Some(ticker)) if !ticker.trim().is_empty() => ticker,
+            _ => {
+                return Err(MarketError {
+                    ticker: "<unknown>".into(),
+                    reason: "record has no ticker".into(),
+                })
+            }
+        };
+        let event_ticker = record.event_ticker.and_then(text_of).unwrap_or_default();
+        if !wanted(&ticker, &event_ticker) {
+            return Ok(None);
+        }
+        let fail = |reason: String| MarketError {
+            ticker: ticker.to_string(),
+            reason,
+        };
+        let value =
+            |raw: Option<&RawValue>| raw.and_then(|raw| serde_json::from_str(raw.get()).ok());
+        let (bid_dollars, bid) = (value(record.yes_bid_dollars), value(record.yes_bid));
+        let (ask_dollars, ask) = (value(record.yes_ask_dollars), value(record.yes_ask));
+        let (volume_fp, volume) = (value(record.volume_fp), value(record.volume));
+        Ok(Some(Market {
+            title: record
+                .title
+                .and_then(text_of)
+                .unwrap_or_default()
+                .into_owned(),
+            status: record
+                .status
+                .and_then(text_of)
+                .unwrap_or_default()
+                .into_owned(),
+            yes_bid: price_of("yes_bid", bid_dollars.as_ref(), bid.as_ref()).map_err(fail)?,
+            yes_ask: price_of("yes_ask", ask_dollars.as_ref(), ask.as_ref()).map_err(fail)?,
+            volume: size_of("volume", volume_fp.as_ref(), volume.as_ref()).map_err(fail)?,
+            event_ticker: event_ticker.into_owned(),
+            ticker: ticker.into_owned(),
+        }))
+    }
+}
+
+/// A JSON string's text, borrowed when it has no escapes; `None` when the
+/// value is not a string (a text field of another type reads as absent).
+fn text_of(raw: &RawValue) -> Option<Cow<'_, str>> {
+    if let Ok(text) = serde_json::from_str::<&str>(raw.get()) {
+        return Some(Cow::Borrowed(text));
+    }
+    serde_json::from_str::<String>(raw.get())
+        .ok()
+        .map(Cow::Owned)
 }
 
 #[cfg(test)]

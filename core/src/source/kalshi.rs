@@ -19,8 +19,9 @@ use rand::Rng;
 use reqwest::StatusCode;
 use serde_json::Value;
 
+use super::page::{PageEvent, PageReader};
 use super::{MarketSource, Scan, SourceError, Watchlist};
-use crate::market::MarketDetail;
+use crate::market::{Market, MarketDetail, MarketError};
 
 /// Which Kalshi exchange to talk to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -306,24 +307,15 @@ impl KalshiClient {
     }
 
     /// Fetches one page of open markets narrowed by `filters` (query
-    /// parameters such as `event_ticker`), retrying what can succeed later.
+    /// parameters such as `event_ticker`) as JSON, retrying what can
+    /// succeed later.
     async fn page_of(
         &mut self,
         filters: &[(&str, &str)],
         cursor: Option<&str>,
         number: usize,
     ) -> Result<Value, SourceError> {
-        let mut url = format!(
-            "{}/markets?status=open&limit={}",
-            self.config.base_url, self.config.page_limit
-        );
-        for (name, value) in filters {
-            url.push_str(&format!("&{name}={}", crate::percent::encode(value)));
-        }
-        if let Some(cursor) = cursor {
-            url.push_str("&cursor=");
-            url.push_str(&crate::percent::encode(cursor));
-        }
+        let url = self.listing_url(filters, cursor);
         self.get(&url, number).await
     }
 
@@ -428,68 +420,182 @@ impl KalshiClient {
 
     async fn attempt(&self, url: &str, number: usize) -> Result<Value, AttemptError> {
         tracing::debug!(%url, page = number, "GET");
-        let unreachable = |e: reqwest::Error| {
-            let tls_refused = crate::tls::refusal(&e).is_some();
-            let mut reason = describe_transport_error(&e);
-            if tls_refused {
-                reason.push_str(" (the market API's TLS certificate is always checked)");
-            }
-            AttemptError {
-                retryable: !tls_refused,
-                retry_after: None,
-                failure: Failure::Transport(reason),
-            }
-        };
-
         let response = self.http.get(url).send().await.map_err(unreachable)?;
-        let status = response.status();
-        let retry_after = parse_retry_after(response.headers());
-        if !status.is_success() {
-            let body = read_limited(response, ERROR_BODY_LIMIT)
-                .await
-                .map(|(bytes, _)| String::from_utf8_lossy(&bytes).into_owned())
-                .unwrap_or_default();
-            let retryable = status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
-            return Err(AttemptError {
-                retryable,
-                retry_after,
-                failure: Failure::Status {
-                    status: status.as_u16(),
-                    body: snippet(&body),
-                },
-            });
-        }
-
+        let response = self.accepted(response).await?;
         let (body, complete) = read_limited(response, PAGE_LIMIT)
             .await
             .map_err(unreachable)?;
         if !complete {
-            return Err(AttemptError {
-                retryable: false,
-                retry_after: None,
-                failure: Failure::Malformed(format!(
-                    "the page is larger than {} MiB; no real page is",
-                    PAGE_LIMIT / (1024 * 1024)
-                )),
-            });
+            return Err(too_large());
         }
-        serde_json::from_slice(&body).map_err(|e| AttemptError {
-            retryable: false,
-            retry_after: None,
-            failure: Failure::Malformed(format!("not valid JSON ({e})")),
+        serde_json::from_slice(&body).map_err(|e| malformed(format!("not valid JSON ({e})")))
+    }
+
+    /// The response if the request was answered with a success, else why
+    /// not and whether trying again could help.
+    async fn accepted(
+        &self,
+        response: reqwest::Response,
+    ) -> Result<reqwest::Response, AttemptError> {
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let retry_after = parse_retry_after(response.headers());
+        let body = read_limited(response, ERROR_BODY_LIMIT)
+            .await
+            .map(|(bytes, _)| String::from_utf8_lossy(&bytes).into_owned())
+            .unwrap_or_default();
+        let retryable = status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
+        Err(AttemptError {
+            retryable,
+            retry_after,
+            failure: Failure::Status {
+                status: status.as_u16(),
+                body: snippet(&body),
+            },
         })
     }
 
     /// Waits for this request's slot so that requests never exceed the
     /// configured rate, however fast pages come back.
     async fn pace(&mut self) {
-        let gap = Duration::from_secs(1) / self.config.requests_per_second.max(1);
-        let now = Instant::now();
-        if self.next_request > now {
-            tokio::time::sleep(self.next_request - now).await;
-        }
-        self.next_request = self.next_request.max(now) + gap;
+        tokio::time::sleep_until(self.reserve_slot().into()).await;
     }
+
+    /// Takes the next request slot and returns when it begins.
+    fn reserve_slot(&mut self) -> Instant {
+        let gap = Duration::from_secs(1) / self.config.requests_per_second.max(1);
+        let slot = self.next_request.max(Instant::now());
+        self.next_request = slot + gap;
+        slot
+    }
+
+    /// Sends the request for `url` in its slot, in the background.
+    fn request_ahead(&mut self, url: String) -> Prefetch {
+        let slot = self.reserve_slot();
+        let request = self.http.get(&url);
+        let sent = url.clone();
+        let response = tokio::spawn(async move {
+            tokio::time::sleep_until(slot.into()).await;
+            tracing::debug!(url = %sent, "GET (ahead)");
+            request.send().await
+        });
+        Prefetch { url, response }
+    }
+}
+
+/// A request for the next page, made while the current one is read.
+/// Dropping it abandons the request.
+struct Prefetch {
+    url: String,
+    response: tokio::task::JoinHandle<Result<reqwest::Response, reqwest::Error>>,
+}
+
+impl Prefetch {
+    async fn response(mut self) -> Result<reqwest::Response, AttemptError> {
+        match (&mut self.response).await {
+            Ok(response) => response.map_err(unreachable),
+            // Only dropping this aborts the task; a panic in it is taken
+            // as a failed attempt, and the page is asked for again.
+            Err(e) => Err(AttemptError {
+                retryable: true,
+                retry_after: None,
+                failure: Failure::Transport(format!("the request made ahead was lost: {e}")),
+            }),
+        }
+    }
+}
+
+impl Drop for Prefetch {
+    fn drop(&mut self) {
+        self.response.abort();
+    }
+}
+
+/// When a listing's next page may be asked for before the current one is
+/// read to the end.
+struct EarlyRequest<'a> {
+    /// The listing's filters, for the next page's URL.
+    filters: &'a [(&'a str, &'a str)],
+    allowed: bool,
+    /// Cursors seen in this listing: a repeated one is never followed.
+    seen: &'a HashSet<String>,
+}
+
+impl EarlyRequest<'_> {
+    fn allows(&self, cursor: &str) -> bool {
+        self.allowed && !self.seen.contains(cursor)
+    }
+}
+
+/// One page of a listing, read: the watched markets on it, and its cursor.
+#[derive(Default)]
+struct PageRead {
+    markets: Vec<Market>,
+    /// Records on the page, watched or not.
+    read: usize,
+    /// Records that could not be read.
+    skipped: usize,
+    /// The next page's cursor; `None` on the last page.
+    cursor: Option<String>,
+}
+
+impl PageRead {
+    /// Takes in what the page reader found.
+    fn take(&mut self, event: PageEvent<'_>, watched: &Watchlist) {
+        let failed = match event {
+            PageEvent::Cursor(cursor) => {
+                self.cursor = cursor;
+                return;
+            }
+            PageEvent::Record(record) => {
+                match Market::from_record(&record, |ticker, event| watched.wants(ticker, event)) {
+                    Ok(market) => {
+                        self.read += 1;
+                        self.markets.extend(market);
+                        return;
+                    }
+                    Err(e) => e,
+                }
+            }
+            PageEvent::Unreadable(reason) => MarketError {
+                ticker: "<unknown>".into(),
+                reason,
+            },
+        };
+        self.read += 1;
+        self.skipped += 1;
+        tracing::warn!(ticker = %failed.ticker, reason = %failed.reason, "skipped malformed market");
+    }
+}
+
+fn unreachable(e: reqwest::Error) -> AttemptError {
+    let tls_refused = crate::tls::refusal(&e).is_some();
+    let mut reason = describe_transport_error(&e);
+    if tls_refused {
+        reason.push_str(" (the market API's TLS certificate is always checked)");
+    }
+    AttemptError {
+        retryable: !tls_refused,
+        retry_after: None,
+        failure: Failure::Transport(reason),
+    }
+}
+
+fn malformed(reason: String) -> AttemptError {
+    AttemptError {
+        retryable: false,
+        retry_after: None,
+        failure: Failure::Malformed(reason),
+    }
+}
+
+fn too_large() -> AttemptError {
+    malformed(format!(
+        "the page is larger than {} MiB; no real page is",
+        PAGE_LIMIT / (1024 * 1024)
+    ))
 }
 
 #[async_trait]
@@ -537,6 +643,11 @@ impl KalshiClient {
     }
 
     /// Reads every page of the listing narrowed by `filters` into `scan`.
+    ///
+    /// Each page is read as it streams in (see [`super::page`]); as soon
+    /// as its cursor is read, the next page is requested, so that it
+    /// downloads while this one is read. A page that fails is tried again
+    /// whole and counts only once it is read to the end.
     async fn read_listing(
         &mut self,
         filters: &[(&str, &str)],
@@ -546,6 +657,7 @@ impl KalshiClient {
         let mut cursor: Option<String> = None;
         let mut seen_cursors = HashSet::new();
         let mut empty_in_a_row = 0;
+        let mut ahead: Option<Prefetch> = None;
 
         loop {
             if self.config.max_pages.is_some_and(|max| scan.pages >= max) {
@@ -553,32 +665,34 @@ impl KalshiClient {
                 break;
             }
             let number = scan.pages + 1;
-            let page = self.page_of(filters, cursor.as_deref(), number).await?;
-            let malformed = |reason: &str| SourceError::Malformed {
-                url: format!("{}/markets", self.config.base_url),
-                page: number,
-                reason: reason.to_string(),
+            let url = self.listing_url(filters, cursor.as_deref());
+            // The next page is asked for early only if it will be read
+            // whatever this page holds: not past --max-pages, not past the
+            // run of empty pages that ends a scan, not a cursor seen before.
+            let early = EarlyRequest {
+                filters,
+                allowed: self.config.max_pages.is_none_or(|max| number < max)
+                    && empty_in_a_row + 1 < MAX_EMPTY_PAGES_IN_A_ROW,
+                seen: &seen_cursors,
             };
-            let records = page
-                .get("markets")
-                .and_then(Value::as_array)
-                .ok_or_else(|| malformed("no \"markets\" array"))?;
-            scan.absorb_page(records, watched);
-            if let Some(progress) = self.progress.as_mut() {
-                progress(scan.pages, scan.markets_read, false);
-            }
-            empty_in_a_row = if records.is_empty() {
+            let page = self
+                .read_page(&url, number, watched, &mut ahead, &early)
+                .await?;
+            empty_in_a_row = if page.read == 0 {
                 empty_in_a_row + 1
             } else {
                 0
             };
+            scan.pages += 1;
+            scan.markets_read += page.read;
+            scan.skipped += page.skipped;
+            scan.markets
+                .extend(page.markets.into_iter().map(|m| (m.ticker.clone(), m)));
+            if let Some(progress) = self.progress.as_mut() {
+                progress(scan.pages, scan.markets_read, false);
+            }
 
-            let next = match page.get("cursor") {
-                None | Some(Value::Null) => break,
-                Some(Value::String(next)) if next.is_empty() => break,
-                Some(Value::String(next)) => next.clone(),
-                Some(_) => return Err(malformed("\"cursor\" is not a string")),
-            };
+            let Some(next) = page.cursor else { break };
             if let Some(reason) = endless(&mut seen_cursors, next.clone(), empty_in_a_row) {
                 tracing::warn!(
                     url = %self.config.base_url, page = number, markets = scan.markets_read,
@@ -590,6 +704,94 @@ impl KalshiClient {
             cursor = Some(next);
         }
         Ok(())
+    }
+
+    /// `GET /markets` of open markets narrowed by `filters`, from `cursor`.
+    fn listing_url(&self, filters: &[(&str, &str)], cursor: Option<&str>) -> String {
+        let mut url = format!(
+            "{}/markets?status=open&limit={}",
+            self.config.base_url, self.config.page_limit
+        );
+        for (name, value) in filters {
+            url.push_str(&format!("&{name}={}", crate::percent::encode(value)));
+        }
+        if let Some(cursor) = cursor {
+            url.push_str("&cursor=");
+            url.push_str(&crate::percent::encode(cursor));
+        }
+        url
+    }
+
+    /// Reads page `number` at `url`, retrying what can succeed later. Uses
+    /// the request in `ahead` if it was made for this page, and leaves the
+    /// request for the next page there when `early` allows it.
+    async fn read_page(
+        &mut self,
+        url: &str,
+        number: usize,
+        watched: &Watchlist,
+        ahead: &mut Option<Prefetch>,
+        early: &EarlyRequest<'_>,
+    ) -> Result<PageRead, SourceError> {
+        let mut failures = 0;
+        loop {
+            let response = match ahead.take() {
+                Some(prefetch) if prefetch.url == url => prefetch.response().await,
+                _ => {
+                    self.pace().await;
+                    tracing::debug!(%url, page = number, "GET");
+                    self.http.get(url).send().await.map_err(unreachable)
+                }
+            };
+            match self.read_response(response, watched, ahead, early).await {
+                Ok(page) => return Ok(page),
+                Err(failed) => {
+                    failures += 1;
+                    if !failed.retryable || failures >= self.config.retry.max_attempts {
+                        return Err(failed.failure.into_error(url, number, failures));
+                    }
+                    let wait = self.config.retry.wait(failures, failed.retry_after);
+                    tracing::warn!(
+                        %url, attempt = failures, wait_ms = wait.as_millis() as u64,
+                        error = %failed.failure.describe(), "request failed; retrying"
+                    );
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+
+    /// Reads one response to a listing request as it streams in.
+    async fn read_response(
+        &mut self,
+        response: Result<reqwest::Response, AttemptError>,
+        watched: &Watchlist,
+        ahead: &mut Option<Prefetch>,
+        early: &EarlyRequest<'_>,
+    ) -> Result<PageRead, AttemptError> {
+        let mut response = self.accepted(response?).await?;
+        let mut page = PageRead::default();
+        let mut reader = PageReader::new();
+        let mut received = 0;
+        while let Some(chunk) = response.chunk().await.map_err(unreachable)? {
+            received += chunk.len();
+            if received > PAGE_LIMIT {
+                return Err(too_large());
+            }
+            reader
+                .feed(&chunk, &mut |event| page.take(event, watched))
+                .map_err(|e| malformed(e.to_string()))?;
+            if let Some(next) = page.cursor.as_deref() {
+                if ahead.is_none() && early.allows(next) {
+                    let url = self.listing_url(early.filters, Some(next));
+                    *ahead = Some(self.request_ahead(url));
+                }
+            }
+        }
+        reader
+            .finish(&mut |event| page.take(event, watched))
+            .map_err(|e| malformed(e.to_string()))?;
+        Ok(page)
     }
 }
 

@@ -6,6 +6,7 @@
 //! stays flat however many markets the exchange lists.
 
 mod kalshi;
+mod page;
 mod replay;
 
 use std::collections::{BTreeSet, HashMap};
@@ -19,6 +20,7 @@ pub use kalshi::{
     check_base_url, ClientConfig, Environment, KalshiClient, RetryPolicy, ScanMode, ScanProgress,
     TICKERS_PER_REQUEST,
 };
+pub(crate) use page::MarketRecord;
 pub use replay::ReplaySource;
 
 /// What a scan must find: markets named by ticker, and every market of some
