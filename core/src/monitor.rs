@@ -960,12 +960,12 @@ fn log_cycle(number: u64, cycle: &CycleReport, scan: Duration, took: Duration) {
         cycle = number,
         pages = cycle.pages,
         markets = cycle.markets_read,
-        scan_ms = scan.as_millis() as u64,
-        evaluate_us = cycle.evaluation.as_micros() as u64,
         fired = cycle.fired.len(),
         delivered = cycle.dispatch.delivered,
         failed = cycle.dispatch.failed,
         retrying = cycle.dispatch.retrying,
+        scan_ms = scan.as_millis() as u64,
+        evaluate_us = cycle.evaluation.as_micros() as u64,
         took_ms = took.as_millis() as u64,
         "cycle complete"
     );

@@ -55,6 +55,8 @@ pub struct RecordedRequest {
     pub query: String,
     /// The query decoded into `(name, value)` pairs, in order, repeats kept.
     pub params: Vec<(String, String)>,
+    /// When the server received it.
+    pub received: std::time::Instant,
 }
 
 impl RecordedRequest {
@@ -70,6 +72,7 @@ impl RecordedRequest {
             path: uri.path().to_owned(),
             query: uri.query().unwrap_or_default().to_owned(),
             params: query_pairs(uri).unwrap_or_default(),
+            received: std::time::Instant::now(),
         }
     }
 }

@@ -464,10 +464,21 @@ impl KalshiClient {
     }
 
     /// Takes the next request slot and returns when it begins.
+    ///
+    /// The pacing is a token bucket, the model of Kalshi's own limit: it
+    /// holds one second's worth of requests (`requests_per_second`) and
+    /// refills at that rate. A scan of a few pages goes out at once; a
+    /// longer one settles to the rate. Kept as the time at which the bucket
+    /// would be empty (`next_request`): a request may go when that time is
+    /// less than a full bucket ahead of now, and moves it one gap later.
     fn reserve_slot(&mut self) -> Instant {
-        let gap = Duration::from_secs(1) / self.config.requests_per_second.max(1);
-        let slot = self.next_request.max(Instant::now());
-        self.next_request = slot + gap;
+        let per_second = self.config.requests_per_second.max(1);
+        let gap = Duration::from_secs(1) / per_second;
+        let burst = gap * (per_second - 1);
+        let now = Instant::now();
+        let empty_at = self.next_request.max(now);
+        let slot = empty_at.checked_sub(burst).map_or(now, |at| at.max(now));
+        self.next_request = empty_at + gap;
         slot
     }
 
@@ -1047,15 +1058,45 @@ mod server_tests {
         let server = TestServer::start(Scenario::new(fixtures::legacy_markets()));
         let mut client = client(&server, 40);
 
+        client.set_rate(2);
+
         let started = Instant::now();
         let scan = client.scan(&Watchlist::default()).await.unwrap();
         let took = started.elapsed();
 
-        // 232 open markets at 40 a page: 6 requests, so at least 5 gaps of
-        // 1/20 s between them, however fast the server answers.
+        // 232 open markets at 40 a page: 6 requests at 2 a second. A full
+        // bucket lets the first two go at once; each later one waits for
+        // its half second, however fast the server answers.
         assert_eq!(scan.pages, 6);
         assert_eq!(scan.markets_read, 232);
-        assert!(took >= Duration::from_millis(250), "6 requests in {took:?}");
+        assert!(
+            took >= Duration::from_millis(2000),
+            "6 requests in {took:?}"
+        );
+        let sent: Vec<Duration> = server
+            .requests()
+            .iter()
+            .map(|request| request.received.duration_since(started))
+            .collect();
+        assert!(sent[1] < Duration::from_millis(400), "the burst: {sent:?}");
+    }
+
+    #[test]
+    fn the_bucket_holds_one_second_of_requests_and_refills_at_the_rate() {
+        let mut client = KalshiClient::new(ClientConfig::new("http://127.0.0.1:9")).unwrap();
+        client.set_rate(20);
+        let start = Instant::now();
+        let slots: Vec<Duration> = (0..25)
+            .map(|_| client.reserve_slot().saturating_duration_since(start))
+            .collect();
+        let gap = Duration::from_millis(50);
+        for (i, slot) in slots.iter().enumerate() {
+            let earliest = gap * (i.saturating_sub(19) as u32);
+            assert!(
+                *slot >= earliest && *slot < earliest + Duration::from_millis(20),
+                "request {i} at {slot:?}, expected about {earliest:?}"
+            );
+        }
     }
 
     /// Answers every request with the same page, whose cursor never changes.
@@ -1079,6 +1120,58 @@ mod server_tests {
             }
         });
         format!("http://{address}/trade-api/v2")
+    }
+
+    /// Answers one request with a page of one market, gzip-compressed if
+    /// the request accepts it; hands back the request's head.
+    fn gzip_server() -> (String, std::sync::mpsc::Receiver<String>) {
+        use std::io::{Read, Write};
+
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        let (heads, received) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let Ok((mut stream, _)) = listener.accept() else {
+                return;
+            };
+            let mut request = [0u8; 4096];
+            let read = stream.read(&mut request).unwrap_or(0);
+            let head = String::from_utf8_lossy(&request[..read]).to_ascii_lowercase();
+            let page = r#"{"cursor": "", "markets": [{"ticker": "ZIP-1",
+                "yes_bid_dollars": "0.4100", "yes_ask_dollars": "0.4300"}]}"#;
+            let mut encoder = flate2::write::GzEncoder::new(Vec::new(), Default::default());
+            encoder.write_all(page.as_bytes()).unwrap();
+            let body = encoder.finish().unwrap();
+            let encoding = if head.contains("accept-encoding: gzip") {
+                "content-encoding: gzip\r\n"
+            } else {
+                ""
+            };
+            let _ = heads.send(head);
+            let response = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n{encoding}\
+                 content-length: {}\r\nconnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(response.as_bytes());
+            let _ = stream.write_all(&body);
+        });
+        (format!("http://{address}/trade-api/v2"), received)
+    }
+
+    #[tokio::test]
+    async fn pages_are_asked_for_compressed_and_read_unpacked() {
+        let (url, heads) = gzip_server();
+        let mut config = ClientConfig::new(url);
+        config.scan = ScanMode::Full;
+        let mut client = KalshiClient::new(config).unwrap();
+        let scan = client
+            .scan(&Watchlist::of_tickers(["ZIP-1"]))
+            .await
+            .unwrap();
+        assert!(heads.recv().unwrap().contains("accept-encoding: gzip"));
+        let market = &scan.markets["ZIP-1"];
+        assert_eq!(market.yes_bid, Some("0.41".parse().unwrap()));
     }
 
     #[tokio::test]
