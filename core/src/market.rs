@@ -105,6 +105,17 @@ impl Market {
         Some(Quote { bid, ask })
     }
 
+    /// Whether `other` holds what the state database keeps of a market
+    /// (ticker, title, status, quote, volume) unchanged.
+    pub fn same_stored_fields(&self, other: &Market) -> bool {
+        self.ticker == other.ticker
+            && self.yes_bid == other.yes_bid
+            && self.yes_ask == other.yes_ask
+            && self.volume == other.volume
+            && self.status == other.status
+            && self.title == other.title
+    }
+
     /// The YES midpoint probability, when the market is quoted.
     pub fn midpoint(&self) -> Option<Price> {
         self.quote().map(|q| q.midpoint())

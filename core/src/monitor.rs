@@ -142,16 +142,21 @@ pub type Reload = Box<dyn FnMut() -> Option<Result<Reloaded, String>> + Send>;
 pub struct Monitor {
     source: Box<dyn MarketSource>,
     conditions: Vec<Condition>,
+    /// What evaluation needs of each condition, in the same order.
+    prepared: Vec<Prepared>,
     dispatcher: Dispatcher,
     state: Arc<StateStore>,
     /// Whose markets these are in the state database (the environment).
     scope: String,
     /// The last quoted state of each watched market.
-    previous: HashMap<String, Market>,
+    previous: HashMap<String, Market, FastHash>,
+    /// Write every quoted market at the next commit, not only those that
+    /// changed: the last commit failed, or the database is new.
+    rewrite_quotes: bool,
     /// What is known of each condition, by id: the database's copy, kept
     /// here so that a database that cannot be written (a full disk) does
     /// not make conditions fire again every cycle.
-    known: HashMap<String, StoredCondition>,
+    known: HashMap<String, StoredCondition, FastHash>,
     /// Conditions whose state must be written at the next commit even if
     /// unchanged this cycle (rearmed, or not saved last time).
     unsaved: HashSet<String>,
@@ -188,6 +193,33 @@ async fn until(at: Option<tokio::time::Instant>) {
     }
 }
 
+/// The hasher of the monitor's maps keyed by ticker or condition id, which
+/// every check looks up: foldhash, several times faster than the standard
+/// SipHash on such short keys, and still seeded per process.
+type FastHash = foldhash::fast::RandomState;
+
+/// What evaluating a condition needs of it that stays the same from cycle
+/// to cycle, worked out once when the conditions are set rather than for
+/// every check.
+struct Prepared {
+    fingerprint: String,
+    /// When it expires; `None` also when the stored time cannot be read (it
+    /// is then never taken as expired, as [`Condition::is_expired`] does).
+    expires: Option<chrono::DateTime<Utc>>,
+}
+
+impl Prepared {
+    fn of(conditions: &[Condition]) -> Vec<Prepared> {
+        conditions
+            .iter()
+            .map(|c| Prepared {
+                fingerprint: c.fingerprint(),
+                expires: c.expiry().ok().flatten(),
+            })
+            .collect()
+    }
+}
+
 /// Kalshi's tickers are upper case; a file written by another tool may hold
 /// one as typed, which would otherwise never match.
 fn normalised(conditions: Vec<Condition>) -> Vec<Condition> {
@@ -210,14 +242,17 @@ impl Monitor {
         conditions: Vec<Condition>,
         notifiers: Vec<NamedNotifier>,
     ) -> Monitor {
+        let conditions = normalised(conditions);
         Monitor {
             source,
-            conditions: normalised(conditions),
+            prepared: Prepared::of(&conditions),
+            conditions,
             dispatcher: Dispatcher::new(notifiers, DeliveryRetry::default()),
             state: Arc::new(StateStore::in_memory()),
             scope: "default".into(),
-            previous: HashMap::new(),
-            known: HashMap::new(),
+            previous: HashMap::default(),
+            rewrite_quotes: false,
+            known: HashMap::default(),
             unsaved: HashSet::new(),
             warned: HashSet::new(),
             status_file: None,
@@ -240,8 +275,8 @@ impl Monitor {
         state: StateStore,
         scope: &str,
     ) -> Result<(), crate::state::StateError> {
-        self.known = state.conditions()?;
-        self.previous = state.markets(scope)?;
+        self.known = state.conditions()?.into_iter().collect();
+        self.previous = state.markets(scope)?.into_iter().collect();
         // A monitor that died mid-delivery left its deliveries leased.
         let released = state.release_leases()?;
         if released > 0 {
@@ -287,6 +322,7 @@ impl Monitor {
                 if let Some(conditions) = reloaded.conditions {
                     let conditions = normalised(conditions);
                     tracing::info!(conditions = conditions.len(), "conditions reloaded");
+                    self.prepared = Prepared::of(&conditions);
                     self.conditions = conditions;
                 }
             }
@@ -641,10 +677,19 @@ impl Monitor {
                 )
             })
             .collect();
+        // A quote is written when it changed; the database holds the same
+        // as `previous` for the others.
         let quoted: Vec<&Market> = scan
             .markets
             .values()
-            .filter(|m| m.midpoint().is_some())
+            .filter(|m| {
+                m.midpoint().is_some()
+                    && (self.rewrite_quotes
+                        || !self
+                            .previous
+                            .get(&m.ticker)
+                            .is_some_and(|before| before.same_stored_fields(m)))
+            })
             .collect();
         let commit = CycleCommit {
             scope: &self.scope,
@@ -669,6 +714,7 @@ impl Monitor {
         let dispatch = match committed {
             Ok(()) => {
                 self.unsaved.clear();
+                self.rewrite_quotes = false;
                 self.write_backlog_outcomes();
                 let mut shutdown = shutdown;
                 self.dispatcher.start_pass(&self.state);
@@ -684,6 +730,7 @@ impl Monitor {
             Err(e) => {
                 // Keep what this cycle learnt for the next commit.
                 self.unsaved.extend(changes);
+                self.rewrite_quotes = true;
                 tracing::error!(error = %e, fired = fired.len(),
                     "cannot save this cycle's state; its alerts are delivered once now, and \
                      written to the outbox (and retried if need be) once the database can be written");
@@ -754,6 +801,7 @@ impl Monitor {
                      (deliveries pending in the old one are lost)");
                 self.state = Arc::new(fresh);
                 self.unsaved.extend(self.known.keys().cloned());
+                self.rewrite_quotes = true;
             }
             Err(e) => tracing::error!(error = %e, "cannot start a new state database"),
         }
@@ -789,47 +837,75 @@ impl Monitor {
         let mut changed: Vec<String> = Vec::new();
         let scopes = ScopeIndex::of(scan, &self.conditions);
 
-        for condition in &self.conditions {
+        for (condition, prepared) in self.conditions.iter().zip(&self.prepared) {
             if let ConditionType::Unsupported(kind) = &condition.condition_type {
                 if self.warned.insert(condition.id.clone()) {
                     tracing::warn!(id = %condition.id, kind = %kind, "condition type is not evaluated by this tool; skipped");
                 }
                 continue;
             }
-            if condition.is_expired(now) {
+            if prepared.expires.is_some_and(|at| at <= now) {
                 if self.warned.insert(condition.id.clone()) {
                     tracing::info!(id = %condition.id, ticker = %condition.ticker, "condition expired; no longer checked");
                 }
                 continue;
             }
-            let markets = scopes.markets_of(condition, scan);
+            let single = match condition.scope {
+                Scope::Market => scan.markets.get(&condition.ticker),
+                Scope::Event | Scope::Series => None,
+            };
+            let markets = match condition.scope {
+                Scope::Market => single.as_slice(),
+                Scope::Event | Scope::Series => scopes.members(condition),
+            };
             if markets.is_empty() {
                 tracing::debug!(ticker = %condition.ticker, scope = %condition.scope,
                     "watched market not listed this cycle");
             }
-            let fingerprint = condition.fingerprint();
-            for market in markets {
-                let key = state_key(condition, &market.ticker);
+            let needs_previous = condition.condition_type.needs_previous();
+            for &market in markets {
+                // A market condition's state is kept under its id, which
+                // needs no new string; a scope's under one per market.
+                let scoped_key =
+                    (!condition.scope.is_market()).then(|| state_key(condition, &market.ticker));
+                let key = scoped_key.as_deref().unwrap_or(&condition.id);
+                let known = self.known.get_mut(key);
+                let unsaved = !self.unsaved.is_empty() && self.unsaved.contains(key);
                 let check = Check {
                     condition,
                     market,
-                    previous: self.previous.get(&market.ticker),
-                    known: self.known.get(&key),
-                    fingerprint: &fingerprint,
-                    unsaved: self.unsaved.contains(&key),
+                    previous: needs_previous
+                        .then(|| self.previous.get(&market.ticker))
+                        .flatten(),
+                    known: known.as_deref(),
+                    fingerprint: &prepared.fingerprint,
+                    unsaved,
                 };
                 let (alert, after, write) = check.run(now);
                 fired.extend(alert);
                 if write {
-                    changed.push(key.clone());
+                    changed.push(key.to_string());
                 }
-                self.known.insert(
-                    key,
-                    StoredCondition {
-                        fingerprint: fingerprint.clone(),
-                        state: after,
-                    },
-                );
+                match known {
+                    Some(known) if known.fingerprint == prepared.fingerprint => {
+                        known.state = after;
+                    }
+                    Some(known) => {
+                        *known = StoredCondition {
+                            fingerprint: prepared.fingerprint.clone(),
+                            state: after,
+                        };
+                    }
+                    None => {
+                        self.known.insert(
+                            key.to_string(),
+                            StoredCondition {
+                                fingerprint: prepared.fingerprint.clone(),
+                                state: after,
+                            },
+                        );
+                    }
+                }
             }
         }
         // Rearmed or unsaved conditions not checked this cycle are written too.
@@ -944,14 +1020,15 @@ impl<'a> ScopeIndex<'a> {
         index
     }
 
-    /// The markets `condition` is checked against this cycle.
-    fn markets_of(&self, condition: &Condition, scan: &'a Scan) -> Vec<&'a Market> {
+    /// The markets of the event or series `condition` watches that this
+    /// cycle listed; none for a market condition.
+    fn members(&self, condition: &Condition) -> &[&'a Market] {
         let members = match condition.scope {
-            Scope::Market => return scan.markets.get(&condition.ticker).into_iter().collect(),
+            Scope::Market => None,
             Scope::Event => self.events.get(condition.ticker.as_str()),
             Scope::Series => self.series.get(condition.ticker.as_str()),
         };
-        members.cloned().unwrap_or_default()
+        members.map_or(&[], Vec::as_slice)
     }
 }
 
@@ -1342,6 +1419,30 @@ mod tests {
             (crate::state::DeliveryStatus::Delivered, 2)
         );
         assert_eq!(sink.0.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn quotes_are_written_when_they_change_and_after_a_failed_commit() {
+        let mut monitor = Monitor::new(
+            Box::new(frames(&[(60, 62), (60, 62), (60, 62), (70, 72)])),
+            vec![condition("c", "price_above", 0.5)],
+            Vec::new(),
+        );
+        let stored = |monitor: &Monitor| {
+            let markets = monitor.state().markets("default").unwrap();
+            markets.values().map(|m| m.yes_bid).collect::<Vec<_>>()
+        };
+        // The first quote cannot be written; the same quote next cycle,
+        // unchanged since the last check, is written all the same.
+        monitor.state().refuse_writes(true);
+        monitor.run_cycle().await.unwrap();
+        monitor.state().refuse_writes(false);
+        assert!(stored(&monitor).is_empty());
+        monitor.run_cycle().await.unwrap();
+        assert_eq!(stored(&monitor), [Some("0.60".parse().unwrap())]);
+        monitor.run_cycle().await.unwrap();
+        monitor.run_cycle().await.unwrap();
+        assert_eq!(stored(&monitor), [Some("0.70".parse().unwrap())]);
     }
 
     /// Never answers.

@@ -66,7 +66,7 @@ impl Watchlist {
 pub struct Scan {
     /// The watched markets that were listed, by ticker: those the
     /// watchlist names, and those of its events and series.
-    pub markets: HashMap<String, Market>,
+    pub markets: HashMap<String, Market, foldhash::fast::RandomState>,
     /// Pages read.
     pub pages: usize,
     /// Market records read, watched or not.
