@@ -57,6 +57,9 @@ pub struct RecordedRequest {
     pub params: Vec<(String, String)>,
     /// When the server received it.
     pub received: std::time::Instant,
+    /// The client's end of the connection it came on: requests with the
+    /// same one shared a connection.
+    pub peer: Option<std::net::SocketAddr>,
 }
 
 impl RecordedRequest {
@@ -73,6 +76,10 @@ impl RecordedRequest {
             query: uri.query().unwrap_or_default().to_owned(),
             params: query_pairs(uri).unwrap_or_default(),
             received: std::time::Instant::now(),
+            peer: request
+                .extensions()
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|info| info.0),
         }
     }
 }

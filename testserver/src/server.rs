@@ -192,7 +192,11 @@ fn serve(
         // Not a graceful shutdown: a test that stops the server must not wait for a delayed
         // request to finish sleeping.
         tokio::select! {
-            result = axum::serve(listener, app).into_future() => {
+            result = axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .into_future() => {
                 if let Err(error) = result {
                     eprintln!("kalshi test server stopped: {error}");
                 }

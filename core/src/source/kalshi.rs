@@ -1081,6 +1081,26 @@ mod server_tests {
         assert!(sent[1] < Duration::from_millis(400), "the burst: {sent:?}");
     }
 
+    #[tokio::test]
+    async fn a_scan_keeps_its_connections_open_for_the_next_pages() {
+        let server = TestServer::start(Scenario::new(fixtures::legacy_markets()));
+        let mut client = client(&server, 20);
+        client.set_rate(1000);
+        for _ in 0..2 {
+            let scan = client.scan(&Watchlist::default()).await.unwrap();
+            assert_eq!(scan.pages, 12);
+        }
+        let peers: HashSet<_> = server.requests().iter().map(|r| r.peer).collect();
+        assert!(!peers.contains(&None), "the server saw every peer");
+        // A page is read while the next one downloads: two connections at
+        // most, kept from page to page and from scan to scan.
+        assert!(
+            peers.len() <= 2,
+            "24 requests on {} connections",
+            peers.len()
+        );
+    }
+
     #[test]
     fn the_bucket_holds_one_second_of_requests_and_refills_at_the_rate() {
         let mut client = KalshiClient::new(ClientConfig::new("http://127.0.0.1:9")).unwrap();
