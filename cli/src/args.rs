@@ -213,15 +213,23 @@ pub enum NotifiersCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum AlertsCommand {
-    /// Add an alert condition on one market.
+    /// Add an alert condition on one market, or on every market of an event or a series.
     #[command(after_help = "Examples:\n  \
         kalshi alerts add price KXBTC-25DEC31-T100000 --above 0.60\n  \
         kalshi alerts add price INXU-24JUL15 --below 40c --expires 2h\n  \
         kalshi alerts add crosses AITURING --level 50%\n  \
         kalshi alerts add spread EUCLIMATE-2030 --above 5\n  \
         kalshi alerts add volume CHINAUSGDP-30 --above 1000\n  \
-        kalshi alerts add move HIGHNY-24JUL14-T95 --by 0.10 --label 'NY heat'\n\n\
-        Prices are probabilities: 0.60, 60c and 60% are the same.")]
+        kalshi alerts add move HIGHNY-24JUL14-T95 --by 0.10 --label 'NY heat'\n  \
+        kalshi alerts add price --event KXHIGHNY-25DEC04 --above 0.90\n  \
+        kalshi alerts add move --series KXBTC --by 5c\n\n\
+        Prices are probabilities: 0.60, 60c and 60% are the same. An --event or --series \
+        condition checks each open market of its scope on its own, and its alerts name the \
+        market.")]
+    #[command(
+        override_usage = "kalshi alerts add <KIND> <TICKER | --event EVENT_TICKER | \
+        --series SERIES_TICKER> [OPTIONS]"
+    )]
     Add(AddArgs),
 
     /// List alert conditions.
@@ -299,13 +307,23 @@ pub enum ConditionKind {
 }
 
 #[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("watched").args(["ticker", "event", "series"])
+    .required(true).multiple(false))]
 pub struct AddArgs {
     /// What to watch.
     #[arg(value_enum)]
     pub kind: ConditionKind,
 
-    /// The market's ticker, e.g. KXBTC-25DEC31-T100000.
-    pub ticker: String,
+    /// The market's ticker, e.g. KXBTC-25DEC31-T100000 (or --event or --series instead).
+    pub ticker: Option<String>,
+
+    /// Watch every market of this event instead of one market.
+    #[arg(long, value_name = "EVENT_TICKER")]
+    pub event: Option<String>,
+
+    /// Watch every market of this series instead of one market.
+    #[arg(long, value_name = "SERIES_TICKER")]
+    pub series: Option<String>,
 
     /// Threshold to exceed: a probability for price, cents for spread, contracts for volume.
     #[arg(long, value_name = "VALUE", allow_hyphen_values = true)]
@@ -342,7 +360,8 @@ pub struct AddArgs {
     #[arg(long, value_name = "POLICY")]
     pub repeat: Option<String>,
 
-    /// Do not look the ticker up on Kalshi first (offline use, or a market not listed yet).
+    /// Do not look the ticker up on Kalshi first (offline use, or a market not listed yet);
+    /// for --event or --series, do not check that it has open markets.
     #[arg(long)]
     pub no_check: bool,
 }

@@ -1,13 +1,17 @@
-//! `kalshi alerts add`: validate one condition and store it.
+//! `kalshi alerts add`: validate one condition and store it. A condition
+//! watches one market, or every market of an event or a series; the lookup
+//! before storing checks that the market, or some market of the scope, is
+//! listed.
 
 use std::process::ExitCode;
 
 use chrono::{SecondsFormat, Utc};
 use kalshi_alerts_core::condition::{describe, parse_expiry, RepeatPolicy};
+use kalshi_alerts_core::market::MarketDetail;
 use kalshi_alerts_core::price::{
     check_decimals, parse_non_negative, parse_probability, Price, MAX_AMOUNT, PRICE_DECIMALS,
 };
-use kalshi_alerts_core::{Condition, ConditionType};
+use kalshi_alerts_core::{Condition, ConditionType, Scope};
 
 use super::instances::load_file;
 use super::Context;
@@ -21,10 +25,10 @@ pub fn run(context: &Context, args: AddArgs) -> CliResult<ExitCode> {
     // The ticker is looked up last: every mistake in the arguments, or in
     // the alerts file, is reported first, with no network needed.
     context.store().load()?;
-    let market = if args.no_check {
+    let found = if args.no_check {
         None
     } else {
-        Some(check_market(context, &condition.ticker)?)
+        Some(look_up(context, &condition)?)
     };
     let store = context.store();
     store.update(|file| {
@@ -34,12 +38,21 @@ pub fn run(context: &Context, args: AddArgs) -> CliResult<ExitCode> {
 
     say!("Alert added: {}", condition.label);
     say!("ID: {}", &condition.id[..8]);
-    if let Some(market) = &market {
-        say!(
+    match &found {
+        Some(Found::Market(market)) => say!(
             "Now: {} ({})",
             super::markets::quote_line(market),
             kalshi_alerts_core::display::printable(&market.market.status)
-        );
+        ),
+        Some(Found::Scope(open)) => say!(
+            "Watches {}{} open market{} of {} {}, each on its own",
+            if open.more { "at least " } else { "" },
+            open.count,
+            if open.count == 1 { "" } else { "s" },
+            condition.scope,
+            condition.ticker
+        ),
+        None => {}
     }
     if let Some(expires) = &condition.expires_at {
         say!("Expires: {expires}");
@@ -56,7 +69,8 @@ pub fn run(context: &Context, args: AddArgs) -> CliResult<ExitCode> {
 
 /// Turns the arguments into a condition, or says precisely what is wrong.
 pub fn build(args: &AddArgs) -> CliResult<Condition> {
-    let ticker = check_ticker(&args.ticker)?;
+    let (scope, given) = watched(args)?;
+    let ticker = check_ticker(given, scope)?;
     let (condition_type, threshold) = threshold_of(args)?;
     let now = Utc::now();
     let expires_at = args
@@ -72,14 +86,14 @@ pub fn build(args: &AddArgs) -> CliResult<Condition> {
             ))
         }
         Some(label) => label.clone(),
-        None => format!("{ticker} {}", describe(&condition_type, threshold)),
+        None => default_label(scope, &ticker, &condition_type, threshold),
     };
 
     Ok(Condition {
         id: uuid::Uuid::new_v4().to_string(),
         condition_type,
         ticker,
-        scope: kalshi_alerts_core::Scope::Market,
+        scope,
         threshold,
         label,
         created_at: now.to_rfc3339_opts(SecondsFormat::Micros, false),
@@ -96,13 +110,69 @@ pub fn build(args: &AddArgs) -> CliResult<Condition> {
     })
 }
 
+/// What the condition watches, as typed: the market's ticker, or the
+/// event's or series' (the parser lets through exactly one of them).
+fn watched(args: &AddArgs) -> CliResult<(Scope, &str)> {
+    match (&args.ticker, &args.event, &args.series) {
+        (Some(ticker), None, None) => Ok((Scope::Market, ticker)),
+        (None, Some(event), None) => Ok((Scope::Event, event)),
+        (None, None, Some(series)) => Ok((Scope::Series, series)),
+        _ => Err(CliError::invalid(
+            "give one of TICKER, --event EVENT_TICKER or --series SERIES_TICKER",
+        )),
+    }
+}
+
+/// `AITURING price > 0.6`, `event KXHIGHNY-25DEC04 price > 0.9`.
+fn default_label(scope: Scope, ticker: &str, kind: &ConditionType, threshold: Price) -> String {
+    let condition = describe(kind, threshold);
+    match scope {
+        Scope::Market => format!("{ticker} {condition}"),
+        Scope::Event | Scope::Series => format!("{scope} {ticker} {condition}"),
+    }
+}
+
+/// What the lookup before adding found.
+enum Found {
+    Market(Box<MarketDetail>),
+    /// The open markets of the event or series.
+    Scope(super::markets::OpenCount),
+}
+
+/// Looks up what `condition` watches: its market, or the open markets of
+/// its event or series.
+fn look_up(context: &Context, condition: &Condition) -> CliResult<Found> {
+    match condition.scope {
+        Scope::Market => {
+            check_market(context, &condition.ticker).map(|m| Found::Market(Box::new(m)))
+        }
+        scope => check_scope(context, scope, &condition.ticker).map(Found::Scope),
+    }
+}
+
+/// How many open markets the event or series `ticker` lists, from one
+/// request. None is refused, as a likely typo; a scope whose markets are not
+/// open yet is added with --no-check.
+fn check_scope(
+    context: &Context,
+    scope: Scope,
+    ticker: &str,
+) -> CliResult<super::markets::OpenCount> {
+    match super::markets::open_markets_of(context, scope, ticker) {
+        Ok(open) if open.count > 0 => Ok(open),
+        Ok(_) => Err(CliError::invalid(format!(
+            "no open market in {scope} {ticker} on Kalshi ({}); find the {scope} with \
+             `kalshi markets search`, or add it anyway with --no-check",
+            context.environment
+        ))),
+        Err(e) => Err(without_lookup(e)),
+    }
+}
+
 /// The market `ticker` names, looked up on Kalshi; an unknown ticker is an
 /// error that suggests close matches, and an unreachable API one that says
 /// how to add without the check.
-fn check_market(
-    context: &Context,
-    ticker: &str,
-) -> CliResult<kalshi_alerts_core::market::MarketDetail> {
+fn check_market(context: &Context, ticker: &str) -> CliResult<MarketDetail> {
     match super::markets::lookup(context, ticker) {
         Ok(Some(market)) => Ok(market),
         Ok(None) => {
@@ -116,11 +186,16 @@ fn check_market(
             }
             Err(CliError::invalid(message))
         }
-        Err(e) => Err(CliError::invalid(format!(
-            "{}; add it without the lookup with --no-check",
-            e.message
-        ))),
+        Err(e) => Err(without_lookup(e)),
     }
+}
+
+/// A lookup that failed, with how to add without it.
+fn without_lookup(e: CliError) -> CliError {
+    CliError::invalid(format!(
+        "{}; add it without the lookup with --no-check",
+        e.message
+    ))
 }
 
 /// The instances named by `--notify`, each checked against the notifiers
@@ -163,15 +238,31 @@ fn routes(context: &Context, names: &[String]) -> CliResult<Option<Vec<String>>>
 
 /// Tickers are upper-case letters, digits, `.`, `_` and `-`; lower case is
 /// taken as a typo of upper case rather than refused.
-fn check_ticker(text: &str) -> CliResult<String> {
+///
+/// A series ticker has no `-`: Kalshi builds event tickers from it by
+/// appending one, and the monitor tells a market's series by cutting its
+/// ticker there (`market::series_of`), so a series named with a `-` would
+/// never match a market.
+fn check_ticker(text: &str, scope: Scope) -> CliResult<String> {
     let ticker = text.trim().to_ascii_uppercase();
+    let what = match scope {
+        Scope::Market => "ticker",
+        Scope::Event => "--event",
+        Scope::Series => "--series",
+    };
     let valid = !ticker.is_empty()
         && ticker
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
     if !valid {
         return Err(CliError::invalid(format!(
-            "ticker {text:?} is not a Kalshi ticker (letters, digits, '.', '_' and '-')"
+            "{what} {text:?} is not a Kalshi ticker (letters, digits, '.', '_' and '-')"
+        )));
+    }
+    if let (Scope::Series, Some((series, _))) = (scope, ticker.split_once('-')) {
+        return Err(CliError::invalid(format!(
+            "--series {text:?} is not a series ticker, which has no '-'; for the series \
+             give --series {series}, for one event of it --event {ticker}"
         )));
     }
     Ok(ticker)

@@ -1,4 +1,6 @@
-//! `kalshi alerts list`: the stored conditions as a table or as JSON.
+//! `kalshi alerts list`: the stored conditions as a table or as JSON. An
+//! event or series condition shows its scope before its ticker, and its
+//! state summed over the markets of the scope.
 
 use std::collections::HashMap;
 use std::process::ExitCode;
@@ -6,7 +8,7 @@ use std::process::ExitCode;
 use chrono::Utc;
 use kalshi_alerts_core::display::printable;
 use kalshi_alerts_core::state::StoredCondition;
-use kalshi_alerts_core::Condition;
+use kalshi_alerts_core::{Condition, ConditionState, Scope};
 
 use super::Context;
 use crate::error::CliResult;
@@ -36,12 +38,42 @@ pub fn run(context: &Context, json: bool) -> CliResult<ExitCode> {
             HashMap::new()
         }
     };
-    crate::output::text(&table(&file.conditions, &states));
+    crate::output::text(&table(&file.conditions, &States::of(&states)));
     Ok(ExitCode::SUCCESS)
 }
 
+/// What the state database knows, by condition id: a market condition's
+/// one state, or an event or series condition's state on each market of
+/// its scope (stored under `ID@TICKER`).
+struct States<'a>(HashMap<&'a str, Vec<&'a StoredCondition>>);
+
+impl<'a> States<'a> {
+    fn of(stored: &'a HashMap<String, StoredCondition>) -> States<'a> {
+        let mut by_id: HashMap<&str, Vec<&StoredCondition>> = HashMap::new();
+        for (key, state) in stored {
+            // Tickers have no '@'; an id from another tool might.
+            let id = key.rsplit_once('@').map_or(key.as_str(), |(id, _)| id);
+            by_id.entry(id).or_default().push(state);
+        }
+        States(by_id)
+    }
+
+    /// The states of `condition` as it stands now: one written for an
+    /// earlier version of it (another type, ticker or threshold) is stale.
+    fn of_condition(&self, condition: &Condition) -> Vec<&ConditionState> {
+        let fingerprint = condition.fingerprint();
+        self.0
+            .get(condition.id.as_str())
+            .into_iter()
+            .flatten()
+            .filter(|s| s.fingerprint == fingerprint)
+            .map(|s| &s.state)
+            .collect()
+    }
+}
+
 /// A plain-text table, columns padded to their widest cell.
-fn table(conditions: &[Condition], states: &HashMap<String, StoredCondition>) -> String {
+fn table(conditions: &[Condition], states: &States) -> String {
     let header = [
         "ID",
         "TYPE",
@@ -61,7 +93,7 @@ fn table(conditions: &[Condition], states: &HashMap<String, StoredCondition>) ->
             [
                 c.id.chars().take(8).collect(),
                 c.condition_type.to_string(),
-                printable(&c.ticker).into_owned(),
+                watched_cell(c),
                 c.threshold.normalize().to_string(),
                 printable(&c.label).into_owned(),
                 expiry_cell(c, now),
@@ -80,32 +112,45 @@ fn table(conditions: &[Condition], states: &HashMap<String, StoredCondition>) ->
     crate::table::render(&header, &rows, crate::table::terminal_width(), &[4, 2])
 }
 
+/// The market's ticker, or `event:TICKER` / `series:TICKER`.
+fn watched_cell(condition: &Condition) -> String {
+    let ticker = printable(&condition.ticker);
+    match condition.scope {
+        Scope::Market => ticker.into_owned(),
+        scope => format!("{scope}:{ticker}"),
+    }
+}
+
 /// What the monitor knows of the condition: expired, spent, when it last
-/// fired, whether it holds.
-fn state_cell(
-    condition: &Condition,
-    states: &HashMap<String, StoredCondition>,
-    now: chrono::DateTime<Utc>,
-) -> String {
+/// fired, whether it holds. For an event or series condition: on how many
+/// of the scope's markets it is spent or holds, and when it last fired on
+/// any of them.
+fn state_cell(condition: &Condition, states: &States, now: chrono::DateTime<Utc>) -> String {
     if condition.is_expired(now) {
         return "expired".into();
     }
-    let stored = states
-        .get(&condition.id)
-        .filter(|s| s.fingerprint == condition.fingerprint());
-    let Some(stored) = stored else {
+    let states = states.of_condition(condition);
+    if states.is_empty() {
         return "-".into();
-    };
-    let state = &stored.state;
-    let fired = state
-        .last_fired_at
+    }
+    let fired = states
+        .iter()
+        .filter_map(|s| s.last_fired_at)
+        .max()
         .map(|at| format!("fired {}", at.format("%Y-%m-%d %H:%M")));
-    match (state.spent, fired, state.is_true) {
-        (true, _, _) => "spent (alerts rearm)".into(),
-        (false, Some(fired), true) => format!("holds, {fired}"),
-        (false, Some(fired), false) => fired,
-        (false, None, true) => "holds".into(),
-        (false, None, false) => "armed".into(),
+    let spent = states.iter().filter(|s| s.spent).count();
+    let holding = states.iter().filter(|s| s.is_true).count();
+    // "on N" only where a scope makes the count mean something.
+    let on = |n: usize| match condition.scope {
+        Scope::Market => String::new(),
+        _ => format!(" on {n}"),
+    };
+    match (spent, fired, holding) {
+        (1.., _, _) => format!("spent{} (alerts rearm)", on(spent)),
+        (0, Some(fired), 1..) => format!("holds{}, {fired}", on(holding)),
+        (0, Some(fired), 0) => fired,
+        (0, None, 1..) => format!("holds{}", on(holding)),
+        (0, None, 0) => "armed".into(),
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use kalshi_alerts_core::display::printable;
 use kalshi_alerts_core::market::MarketDetail;
 use kalshi_alerts_core::price::format_price;
-use kalshi_alerts_core::KalshiClient;
+use kalshi_alerts_core::{Condition, KalshiClient, Market, Scope};
 use serde_json::json;
 
 use super::Context;
@@ -40,6 +40,33 @@ pub fn lookup(context: &Context, ticker: &str) -> CliResult<Option<MarketDetail>
     runtime()?
         .block_on(client.market(ticker))
         .map_err(|e| CliError::invalid(format!("cannot look up {ticker}: {e}")))
+}
+
+/// How many open markets an event or a series lists.
+pub struct OpenCount {
+    pub count: usize,
+    /// The one page read was full: there may be more.
+    pub more: bool,
+}
+
+/// The open markets of the event or series `ticker` (`scope` says which),
+/// counted from one listing request: a whole page is more than a person
+/// needs to know that the scope is right.
+pub fn open_markets_of(context: &Context, scope: Scope, ticker: &str) -> CliResult<OpenCount> {
+    let filter = match scope {
+        Scope::Market => ("tickers", ticker),
+        Scope::Event => ("event_ticker", ticker),
+        Scope::Series => ("series_ticker", ticker),
+    };
+    let mut client = client(context, Some(1))?;
+    let page = usize::try_from(client.config().page_limit).unwrap_or(usize::MAX);
+    let found = runtime()?
+        .block_on(client.find_markets(&[filter], usize::MAX, |_| true, |_, _| {}))
+        .map_err(|e| CliError::invalid(format!("cannot look up {scope} {ticker}: {e}")))?;
+    Ok(OpenCount {
+        count: found.len(),
+        more: found.len() >= page,
+    })
 }
 
 /// Tickers close to `ticker` among the markets of its event and series, best
@@ -94,6 +121,17 @@ fn distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
+/// Whether `condition` watches `market`: by the market's ticker, or by its
+/// event's or series'.
+fn watches(condition: &Condition, market: &Market) -> bool {
+    let scope = match condition.scope {
+        Scope::Market => market.ticker.as_str(),
+        Scope::Event => market.event_ticker.as_str(),
+        Scope::Series => market.series_ticker(),
+    };
+    !scope.is_empty() && condition.ticker.trim().eq_ignore_ascii_case(scope)
+}
+
 /// `bid 0.39 / ask 0.40, mid 0.395`, or that there is no quote.
 pub fn quote_line(market: &MarketDetail) -> String {
     match (market.market.quote(), market.midpoint) {
@@ -123,7 +161,7 @@ pub fn show(context: &Context, ticker: &str, as_json: bool) -> CliResult<ExitCod
         .map(|file| file.conditions)
         .unwrap_or_default()
         .into_iter()
-        .filter(|c| c.ticker.trim().eq_ignore_ascii_case(&market.market.ticker))
+        .filter(|c| watches(c, &market.market))
         .collect();
     if as_json {
         let watching: Vec<_> = watching
