@@ -416,12 +416,16 @@ impl Condition {
         describe(&self.condition_type, self.threshold)
     }
 
-    /// The label, or a description of the condition when it has none.
+    /// The label, or a description of the condition when it has none:
+    /// `KXBTC-25DEC31 price > 0.6`, or for a scope `event KXBTC-25DEC31
+    /// price > 0.6`.
     pub fn display_label(&self) -> String {
-        if self.label.trim().is_empty() {
-            format!("{} {}", self.ticker, self.describe())
-        } else {
-            self.label.clone()
+        if !self.label.trim().is_empty() {
+            return self.label.clone();
+        }
+        match self.scope {
+            Scope::Market => format!("{} {}", self.ticker, self.describe()),
+            scope => format!("{scope} {} {}", self.ticker, self.describe()),
         }
     }
 }
@@ -561,6 +565,16 @@ mod tests {
             volume: None,
             ..quoted("0", "0")
         }
+    }
+
+    #[test]
+    fn a_condition_without_a_label_is_named_by_what_it_watches() {
+        let mut c = condition("price_above", "0.6");
+        assert_eq!(c.display_label(), "T price > 0.6");
+        c.scope = Scope::Event;
+        assert_eq!(c.display_label(), "event T price > 0.6");
+        c.label = "mine".into();
+        assert_eq!(c.display_label(), "mine");
     }
 
     #[test]
