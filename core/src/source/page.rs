@@ -106,6 +106,14 @@ enum Field {
 pub struct PageReader {
     /// Bytes received and not yet read: at most the value a chunk cut off.
     pending: Vec<u8>,
+    /// How long `pending` must grow before the value in it is read again.
+    /// Each try reads the value from its start, so trying at every chunk
+    /// of a server that sends a byte at a time would take time quadratic
+    /// in the value's size; waiting for it to double keeps it linear.
+    retry_at: usize,
+    /// How many times `read` ran, for the tests.
+    #[cfg(test)]
+    reads: usize,
     place: Place,
     saw_markets: bool,
     /// Bytes received in all, for error positions.
@@ -128,6 +136,9 @@ impl PageReader {
     pub fn new() -> PageReader {
         PageReader {
             pending: Vec::new(),
+            retry_at: 0,
+            #[cfg(test)]
+            reads: 0,
             place: Place::Start,
             saw_markets: false,
             consumed: 0,
@@ -146,6 +157,9 @@ impl PageReader {
             // the value it cut off, if any.
             let used = self.read(chunk, false, sink)?;
             self.pending.extend_from_slice(&chunk[used..]);
+        } else if self.pending.len() + chunk.len() < self.retry_at {
+            self.pending.extend_from_slice(chunk);
+            return Ok(());
         } else {
             let mut bytes = std::mem::take(&mut self.pending);
             bytes.extend_from_slice(chunk);
@@ -153,6 +167,7 @@ impl PageReader {
             bytes.drain(..used);
             self.pending = bytes;
         }
+        self.retry_at = self.pending.len().saturating_mul(2);
         Ok(())
     }
 
@@ -180,6 +195,10 @@ impl PageReader {
         last: bool,
         sink: &mut dyn FnMut(PageEvent<'_>),
     ) -> Result<usize, PageError> {
+        #[cfg(test)]
+        {
+            self.reads += 1;
+        }
         let mut at = 0;
         loop {
             at += whitespace(&bytes[at..]);
@@ -531,6 +550,22 @@ mod tests {
     }
 
     #[test]
+    fn a_value_sent_a_byte_at_a_time_is_read_in_linear_time() {
+        let title = "x".repeat(200_000);
+        let page = format!(r#"{{"markets": [{{"ticker": "T", "title": "{title}"}}]}}"#);
+        let mut reader = PageReader::new();
+        let mut records = 0;
+        for byte in page.as_bytes().chunks(1) {
+            reader.feed(byte, &mut |_| records += 1).unwrap();
+        }
+        // Read again only each time the cut-off value has doubled: a few
+        // dozen reads, not one per byte.
+        assert!(reader.reads < 100, "{} reads", reader.reads);
+        reader.finish(&mut |_| records += 1).unwrap();
+        assert_eq!(records, 1);
+    }
+
+    #[test]
     fn only_the_value_a_chunk_cut_off_is_kept() {
         let record = r#"{"ticker": "T", "pad": "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}"#;
         let mut page = String::from(r#"{"markets": ["#);
@@ -550,6 +585,7 @@ mod tests {
         }
         reader.finish(&mut |_| records += 1).unwrap();
         assert_eq!(records, 1000);
-        assert!(most <= record.len(), "kept {most} bytes");
+        // A value is read again once what is kept of it has doubled.
+        assert!(most < 2 * record.len(), "kept {most} bytes");
     }
 }
