@@ -530,9 +530,28 @@ fn watch_hangup(asked: Arc<AtomicBool>, wake: Arc<tokio::sync::Notify>) {
 /// file disappears (the data dir was deleted under a daemon), it is taken
 /// again, so `status` and a second start still see this monitor; if another
 /// monitor took it meanwhile, this one stops rather than run twice.
+///
+/// The file is watched (inotify on Linux, through the `notify` crate), so
+/// the check runs when something happens to it and a monitor between cycles
+/// wakes for nothing. Where no watch can be set up (the system's limit of
+/// watches is reached), it checks every [`LOCK_CHECK`] instead.
 async fn guard_lock(lock: &mut MonitorLock, data_dir: &Path) {
+    let (touched, mut changes) = tokio::sync::mpsc::unbounded_channel();
+    let mut watcher = lock_watcher(touched).and_then(|watcher| watching(watcher, lock.path()));
     loop {
-        tokio::time::sleep(LOCK_CHECK).await;
+        match watcher {
+            Some(_) => {
+                if changes.recv().await.is_none() {
+                    std::future::pending::<()>().await;
+                }
+                // Let a removal under way (`rm -rf` of the data dir) end
+                // before the lock is taken again, or it would find the
+                // directory refilled under it.
+                tokio::time::sleep(LOCK_SETTLE).await;
+                while changes.try_recv().is_ok() {}
+            }
+            None => tokio::time::sleep(LOCK_CHECK).await,
+        }
         if lock.is_current() {
             continue;
         }
@@ -540,6 +559,7 @@ async fn guard_lock(lock: &mut MonitorLock, data_dir: &Path) {
             Ok(again) => {
                 tracing::warn!(path = %again.path().display(), "monitor lock file was removed; taken again");
                 *lock = again;
+                watcher = watcher.and_then(|watcher| watching(watcher, lock.path()));
             }
             Err(e) => {
                 tracing::error!(error = %e, "monitor lock lost to another monitor; stopping");
@@ -549,7 +569,47 @@ async fn guard_lock(lock: &mut MonitorLock, data_dir: &Path) {
     }
 }
 
-/// How often the monitor checks that its lock file is still there.
+/// A watcher that tells `touched` of every event on what it watches; `None`
+/// (with a warning) when the system cannot give one.
+fn lock_watcher(
+    touched: tokio::sync::mpsc::UnboundedSender<()>,
+) -> Option<notify::RecommendedWatcher> {
+    let handler = move |_: notify::Result<notify::Event>| {
+        let _ = touched.send(());
+    };
+    match notify::recommended_watcher(handler) {
+        Ok(watcher) => Some(watcher),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch the monitor lock file; checking it every 5 s");
+            None
+        }
+    }
+}
+
+/// `watcher`, now also watching the lock file at `path` (its removal shows
+/// as a change of its link count, even while this process holds it open);
+/// `None` (with a warning) when it cannot.
+fn watching(
+    mut watcher: notify::RecommendedWatcher,
+    path: &Path,
+) -> Option<notify::RecommendedWatcher> {
+    use notify::Watcher;
+
+    match watcher.watch(path, notify::RecursiveMode::NonRecursive) {
+        Ok(()) => Some(watcher),
+        Err(e) => {
+            tracing::warn!(error = %e, path = %path.display(),
+                "cannot watch the monitor lock file; checking it every 5 s");
+            None
+        }
+    }
+}
+
+/// How long after a change to its lock file the monitor looks at it.
+const LOCK_SETTLE: Duration = Duration::from_secs(1);
+
+/// How often the monitor checks that its lock file is still there when the
+/// file cannot be watched.
 const LOCK_CHECK: Duration = Duration::from_secs(5);
 
 /// Completes on Ctrl-C or SIGTERM.
