@@ -362,52 +362,51 @@ impl Condition {
     /// Checks the condition against the market now and, for crossing and
     /// move conditions, the same market at the previous check.
     pub fn evaluate(&self, current: &Market, previous: Option<&Market>) -> Evaluation {
-        let threshold = self.threshold;
-        let fired_if = |met: bool, value: Decimal| {
-            if met {
-                Evaluation::Fired { value }
-            } else {
-                Evaluation::NotMet
-            }
-        };
+        self.check(current, previous).0
+    }
 
+    /// [`Condition::evaluate`] and [`Condition::measure`] at once, each
+    /// quantity worked out once.
+    pub fn check(
+        &self,
+        current: &Market,
+        previous: Option<&Market>,
+    ) -> (Evaluation, Option<Decimal>) {
+        let threshold = self.threshold;
+        let judged = |value: Option<Decimal>, met: &dyn Fn(Decimal) -> bool| match value {
+            Some(value) if met(value) => (Evaluation::Fired { value }, Some(value)),
+            Some(value) => (Evaluation::NotMet, Some(value)),
+            None => (Evaluation::NoData, None),
+        };
         match &self.condition_type {
-            ConditionType::PriceAbove => match current.midpoint() {
-                Some(mid) => fired_if(mid > threshold, mid),
-                None => Evaluation::NoData,
-            },
-            ConditionType::PriceBelow => match current.midpoint() {
-                Some(mid) => fired_if(mid < threshold, mid),
-                None => Evaluation::NoData,
-            },
-            ConditionType::SpreadAbove => match current.quote() {
-                Some(quote) => fired_if(quote.spread_cents() > threshold, quote.spread_cents()),
-                None => Evaluation::NoData,
-            },
-            ConditionType::VolumeAbove => match current.volume {
-                Some(volume) => fired_if(volume > threshold, volume),
-                None => Evaluation::NoData,
-            },
+            ConditionType::PriceAbove => judged(current.midpoint(), &|mid| mid > threshold),
+            ConditionType::PriceBelow => judged(current.midpoint(), &|mid| mid < threshold),
+            ConditionType::SpreadAbove => {
+                judged(current.quote().map(|q| q.spread_cents()), &|spread| {
+                    spread > threshold
+                })
+            }
+            ConditionType::VolumeAbove => judged(current.volume, &|volume| volume > threshold),
             ConditionType::PriceCrosses => {
-                match (previous.and_then(Market::midpoint), current.midpoint()) {
-                    (Some(before), Some(now)) => {
+                let now = current.midpoint();
+                match previous.and_then(Market::midpoint) {
+                    Some(before) => judged(now, &|now| {
                         let upward = before < threshold && now >= threshold;
                         let downward = before > threshold && now <= threshold;
-                        fired_if(upward || downward, now)
-                    }
-                    _ => Evaluation::NoData,
+                        upward || downward
+                    }),
+                    // Nothing to cross from; the level is still measured.
+                    None => (Evaluation::NoData, now),
                 }
             }
             ConditionType::EdgeDetected => {
-                match (previous.and_then(Market::midpoint), current.midpoint()) {
-                    (Some(before), Some(now)) => {
-                        let moved = (now - before).abs();
-                        fired_if(moved >= threshold, moved)
-                    }
-                    _ => Evaluation::NoData,
-                }
+                let before = previous.and_then(Market::midpoint);
+                let moved = before
+                    .zip(current.midpoint())
+                    .map(|(before, now)| (now - before).abs());
+                judged(moved, &|moved| moved >= threshold)
             }
-            ConditionType::Unsupported(_) => Evaluation::NoData,
+            ConditionType::Unsupported(_) => (Evaluation::NoData, None),
         }
     }
 

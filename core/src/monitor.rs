@@ -206,15 +206,27 @@ struct Prepared {
     /// When it expires; `None` also when the stored time cannot be read (it
     /// is then never taken as expired, as [`Condition::is_expired`] does).
     expires: Option<chrono::DateTime<Utc>>,
+    /// The known state under its id is this condition's, with this
+    /// fingerprint: set once seen so, which spares comparing fingerprints at
+    /// every check. Only a market condition whose id no other condition
+    /// shares keeps one state under one key and can set it.
+    confirmed: bool,
+    confirmable: bool,
 }
 
 impl Prepared {
     fn of(conditions: &[Condition]) -> Vec<Prepared> {
+        let mut ids: HashMap<&str, usize> = HashMap::new();
+        for condition in conditions {
+            *ids.entry(condition.id.as_str()).or_default() += 1;
+        }
         conditions
             .iter()
             .map(|c| Prepared {
                 fingerprint: c.fingerprint(),
                 expires: c.expiry().ok().flatten(),
+                confirmed: false,
+                confirmable: c.scope.is_market() && ids[c.id.as_str()] == 1,
             })
             .collect()
     }
@@ -276,6 +288,9 @@ impl Monitor {
         scope: &str,
     ) -> Result<(), crate::state::StateError> {
         self.known = state.conditions()?.into_iter().collect();
+        for prepared in &mut self.prepared {
+            prepared.confirmed = false;
+        }
         self.previous = state.markets(scope)?.into_iter().collect();
         // A monitor that died mid-delivery left its deliveries leased.
         let released = state.release_leases()?;
@@ -837,7 +852,7 @@ impl Monitor {
         let mut changed: Vec<String> = Vec::new();
         let scopes = ScopeIndex::of(scan, &self.conditions);
 
-        for (condition, prepared) in self.conditions.iter().zip(&self.prepared) {
+        for (condition, prepared) in self.conditions.iter().zip(&mut self.prepared) {
             if let ConditionType::Unsupported(kind) = &condition.condition_type {
                 if self.warned.insert(condition.id.clone()) {
                     tracing::warn!(id = %condition.id, kind = %kind, "condition type is not evaluated by this tool; skipped");
@@ -870,6 +885,9 @@ impl Monitor {
                     (!condition.scope.is_market()).then(|| state_key(condition, &market.ticker));
                 let key = scoped_key.as_deref().unwrap_or(&condition.id);
                 let known = self.known.get_mut(key);
+                let same = known.as_ref().is_some_and(|known| {
+                    prepared.confirmed || known.fingerprint == prepared.fingerprint
+                });
                 let unsaved = !self.unsaved.is_empty() && self.unsaved.contains(key);
                 let check = Check {
                     condition,
@@ -877,8 +895,7 @@ impl Monitor {
                     previous: needs_previous
                         .then(|| self.previous.get(&market.ticker))
                         .flatten(),
-                    known: known.as_deref(),
-                    fingerprint: &prepared.fingerprint,
+                    known: known.as_deref().filter(|_| same),
                     unsaved,
                 };
                 let (alert, after, write) = check.run(now);
@@ -886,8 +903,9 @@ impl Monitor {
                 if write {
                     changed.push(key.to_string());
                 }
+                prepared.confirmed = prepared.confirmable;
                 match known {
-                    Some(known) if known.fingerprint == prepared.fingerprint => {
+                    Some(known) if same => {
                         known.state = after;
                     }
                     Some(known) => {
@@ -927,9 +945,9 @@ struct Check<'a> {
     market: &'a Market,
     /// The same market at the previous check, when it was quoted.
     previous: Option<&'a Market>,
-    /// What the database knows of this condition on this market.
+    /// What the database knows of this condition on this market, if it
+    /// knows it with the condition's current fingerprint.
     known: Option<&'a StoredCondition>,
-    fingerprint: &'a str,
     /// Its state must be written even if unchanged.
     unsaved: bool,
 }
@@ -939,15 +957,13 @@ impl Check<'_> {
     /// state must be written.
     fn run(&self, now: chrono::DateTime<Utc>) -> (Option<FiredAlert>, ConditionState, bool) {
         let (condition, market, previous) = (self.condition, self.market, self.previous);
-        let fresh = self
-            .known
-            .is_none_or(|known| known.fingerprint != self.fingerprint);
+        let fresh = self.known.is_none();
         let before = match self.known {
-            Some(known) if !fresh => known.state.clone(),
+            Some(known) => known.state.clone(),
             // Never seen, or edited since: start afresh.
-            _ => ConditionState::default(),
+            None => ConditionState::default(),
         };
-        let evaluation = condition.evaluate(market, previous);
+        let (evaluation, measured) = condition.check(market, previous);
         let met = matches!(evaluation, Evaluation::Fired { .. });
         let policy = condition.repeat_policy();
         // A crossing or a move is an event between two checks, not a
@@ -963,7 +979,7 @@ impl Check<'_> {
         let fires = policy.fires(met, &basis, now);
         let value = match evaluation {
             Evaluation::Fired { value } => Some(value),
-            Evaluation::NotMet => condition.measure(market, previous),
+            Evaluation::NotMet => measured,
             Evaluation::NoData => None,
         };
         let alert = match (fires, &evaluation) {

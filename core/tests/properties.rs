@@ -25,7 +25,8 @@ use kalshi_alerts_core::price::{
 use kalshi_alerts_core::secret::{mask, MASK};
 use kalshi_alerts_core::store::StoreError;
 use kalshi_alerts_core::{
-    check_base_url, AlertStore, AlertsFile, Condition, ConditionType, FiredAlert, Market,
+    check_base_url, AlertStore, AlertsFile, Condition, ConditionType, Evaluation, FiredAlert,
+    Market,
 };
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
@@ -2146,4 +2147,49 @@ fn a_secret_made_of_stars_survives_masking() {
     // Why the property above excludes '*': the mask itself is made of stars.
     let secrets = vec!["ab".to_string(), "**".to_string()];
     assert!(mask("ab", &secrets).contains("**"));
+}
+
+/// A market with a quote in whole or half cents, any side possibly absent.
+fn quoted_market() -> impl Strategy<Value = Market> {
+    let price =
+        proptest::option::of((0i64..=200).prop_map(|half_cents| Decimal::new(half_cents * 5, 3)));
+    let volume = proptest::option::of((0i64..100_000).prop_map(|v| Decimal::new(v, 2)));
+    (price.clone(), price, volume).prop_map(|(yes_bid, yes_ask, volume)| Market {
+        yes_bid,
+        yes_ask,
+        volume,
+        ..sample_market("0", "0")
+    })
+}
+
+proptest! {
+    #![proptest_config(config(2048))]
+
+    /// `check` is `evaluate` and `measure` at once: the same verdict, and
+    /// the measured value wherever there is one to judge.
+    #[test]
+    fn check_agrees_with_evaluate_and_measure(
+        kind in prop::sample::select(&["price_above", "price_below", "price_crosses",
+            "spread_above", "volume_above", "edge_detected"][..]),
+        threshold in (1i64..=99).prop_map(|c| Decimal::new(c, 2)),
+        current in quoted_market(),
+        previous in proptest::option::of(quoted_market()),
+    ) {
+        let condition: Condition = serde_json::from_value(json!({
+            "id": "c", "condition_type": kind, "ticker": "T",
+            "threshold": threshold.to_string().parse::<f64>().unwrap(),
+            "label": "", "created_at": "2026-01-01T00:00:00Z"
+        })).unwrap();
+        let (evaluation, measured) = condition.check(&current, previous.as_ref());
+        prop_assert_eq!(&evaluation, &condition.evaluate(&current, previous.as_ref()));
+        let measure = condition.measure(&current, previous.as_ref());
+        match evaluation {
+            Evaluation::Fired { value } => {
+                prop_assert_eq!(Some(value), measured);
+                prop_assert_eq!(measured, measure);
+            }
+            Evaluation::NotMet => prop_assert_eq!(measured, measure),
+            Evaluation::NoData => {}
+        }
+    }
 }
