@@ -140,7 +140,11 @@ pub struct Condition {
     /// The market's ticker; the event's or the series' when `scope` says so.
     pub ticker: String,
     /// Whether `ticker` names a market (the default), an event or a series.
-    #[serde(default, skip_serializing_if = "Scope::is_market")]
+    #[serde(
+        default,
+        skip_serializing_if = "Scope::is_market",
+        deserialize_with = "scope_or_null"
+    )]
     pub scope: Scope,
     /// A probability for price types, cents for spread, contracts for volume.
     #[serde(with = "threshold_number")]
@@ -502,6 +506,21 @@ fn null_as_empty<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D
 }
 
 /// Thresholds are JSON numbers (Python floats); strings are accepted too.
+/// A scope, with `null` read as absent (one market), as another tool may
+/// write an unset field.
+fn scope_or_null<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Scope, D::Error> {
+    // Read as text first: serde_json's own message for an enum given a
+    // number is a bare "expected value".
+    match Option::<String>::deserialize(deserializer)?.as_deref() {
+        None | Some("market") => Ok(Scope::Market),
+        Some("event") => Ok(Scope::Event),
+        Some("series") => Ok(Scope::Series),
+        Some(other) => Err(serde::de::Error::custom(format!(
+            "unknown scope {other:?}, expected \"market\", \"event\" or \"series\""
+        ))),
+    }
+}
+
 mod threshold_number {
     use super::*;
 
@@ -564,6 +583,21 @@ mod tests {
             volume: None,
             ..quoted("0", "0")
         }
+    }
+
+    #[test]
+    fn a_null_scope_is_one_market_and_a_wrong_one_is_named() {
+        let with_scope = |scope: Value| {
+            let mut record = serde_json::to_value(condition("price_above", "0.5")).unwrap();
+            record["scope"] = scope;
+            serde_json::from_value::<Condition>(record).map(|c| c.scope)
+        };
+        assert_eq!(with_scope(Value::Null).unwrap(), Scope::Market);
+        assert_eq!(with_scope(json!("series")).unwrap(), Scope::Series);
+        let wrong = with_scope(json!(5)).unwrap_err().to_string();
+        assert!(wrong.contains("integer `5`, expected a string"), "{wrong}");
+        let wrong = with_scope(json!("Event")).unwrap_err().to_string();
+        assert!(wrong.contains("unknown scope \"Event\""), "{wrong}");
     }
 
     #[test]

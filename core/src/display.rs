@@ -24,9 +24,39 @@ pub fn printable(text: &str) -> Cow<'_, str> {
     )
 }
 
+/// `text` cut to at most `limit` characters, with `…` and the length left
+/// out when cut: a server's value quoted in a log line stays one line long
+/// however long the value.
+pub fn clipped(text: &str, limit: usize) -> Cow<'_, str> {
+    match text.char_indices().nth(limit) {
+        None => Cow::Borrowed(text),
+        Some((end, _)) => Cow::Owned(format!(
+            "{}… ({} more bytes)",
+            &text[..end],
+            text.len() - end
+        )),
+    }
+}
+
+/// A server's value as a log line quotes it: [`clipped`] to `limit`
+/// characters and [`printable`].
+pub fn for_log(text: &str, limit: usize) -> String {
+    printable(&clipped(text, limit)).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_text_is_clipped_at_a_character_boundary() {
+        assert_eq!(clipped("short", 10), "short");
+        assert_eq!(clipped("ééééé", 2), "éé… (6 more bytes)");
+        assert_eq!(
+            clipped(&"x".repeat(5_000_000), 3),
+            "xxx… (4999997 more bytes)"
+        );
+    }
 
     #[test]
     fn escapes_newlines_and_terminal_sequences() {

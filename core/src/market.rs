@@ -121,9 +121,9 @@ impl Market {
         self.quote().map(|q| q.midpoint())
     }
 
-    /// The series the market belongs to: see [`series_of`].
+    /// The series the market belongs to: see [`series_of_market`].
     pub fn series_ticker(&self) -> &str {
-        series_of(&self.ticker)
+        series_of_market(&self.ticker, &self.event_ticker)
     }
 }
 
@@ -135,6 +135,18 @@ impl Market {
 /// which markets a series scope covers. A ticker without a `-` is its own series.
 pub fn series_of(ticker: &str) -> &str {
     ticker.split_once('-').map_or(ticker, |(series, _)| series)
+}
+
+/// The series of the market `ticker` of the event `event_ticker` (empty
+/// when unknown): the event's series. A market's own ticker does not
+/// always start with it (the demo exchange's `OSCAR` is a market of event
+/// `OSCARPIC-24`, series `OSCARPIC`), so it is the fallback only.
+pub fn series_of_market<'a>(ticker: &'a str, event_ticker: &'a str) -> &'a str {
+    if event_ticker.is_empty() {
+        series_of(ticker)
+    } else {
+        series_of(event_ticker)
+    }
 }
 
 /// A market as `kalshi markets show` presents it: the quote the monitor

@@ -521,7 +521,11 @@ impl MarketFilter {
     fn matches(&self, market: &Value) -> bool {
         let text = |name: &str| market.get(name).and_then(Value::as_str).unwrap_or_default();
         let ticker = text("ticker");
-        let series = ticker.split_once('-').map_or(ticker, |(series, _)| series);
+        // A market's series is its event's: the event ticker up to its
+        // first `-` (the market's own ticker when it names no event).
+        let event = Some(text("event_ticker")).filter(|e| !e.is_empty());
+        let named = event.unwrap_or(ticker);
+        let series = named.split_once('-').map_or(named, |(series, _)| series);
         let is_combo = !text("mve_collection_ticker").is_empty();
         allows(&self.statuses, text("status"))
             && allows(&self.tickers, ticker)
@@ -687,10 +691,13 @@ mod tests {
     }
 
     #[test]
-    fn series_filter_matches_the_ticker_prefix() {
+    fn series_filter_matches_the_event_ticker_prefix() {
         let params = vec![("series_ticker".to_owned(), "EUCLIMATE".to_owned())];
         let filter = MarketFilter::parse(&params).ok().unwrap();
         assert!(filter.matches(&json!({ "ticker": "EUCLIMATE-2030" })));
         assert!(!filter.matches(&json!({ "ticker": "EUCLIMATEX-2030" })));
+        let params = vec![("series_ticker".to_owned(), "OSCARPIC".to_owned())];
+        let filter = MarketFilter::parse(&params).ok().unwrap();
+        assert!(filter.matches(&json!({ "ticker": "OSCAR", "event_ticker": "OSCARPIC-24" })));
     }
 }

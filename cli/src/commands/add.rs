@@ -241,8 +241,8 @@ fn routes(context: &Context, names: &[String]) -> CliResult<Option<Vec<String>>>
 ///
 /// A series ticker has no `-`: Kalshi builds event tickers from it by
 /// appending one, and the monitor tells a market's series by cutting its
-/// ticker there (`market::series_of`), so a series named with a `-` would
-/// never match a market.
+/// event's ticker there (`market::series_of_market`), so a series named
+/// with a `-` would never match a market.
 fn check_ticker(text: &str, scope: Scope) -> CliResult<String> {
     let ticker = text.trim().to_ascii_uppercase();
     let what = match scope {

@@ -20,7 +20,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use super::page::{PageEvent, PageReader};
-use super::{MarketSource, Scan, SourceError, Watchlist};
+use super::{MarketSource, Scan, SourceError, Watchlist, LOGGED_VALUE};
 use crate::market::{Market, MarketDetail, MarketError};
 
 /// Which Kalshi exchange to talk to.
@@ -577,7 +577,11 @@ impl PageRead {
         };
         self.read += 1;
         self.skipped += 1;
-        tracing::warn!(ticker = %failed.ticker, reason = %failed.reason, "skipped malformed market");
+        tracing::warn!(
+            ticker = %crate::display::for_log(&failed.ticker, LOGGED_VALUE),
+            reason = %crate::display::for_log(&failed.reason, LOGGED_VALUE),
+            "skipped malformed market"
+        );
     }
 }
 
@@ -746,9 +750,12 @@ impl KalshiClient {
     ) -> Result<PageRead, SourceError> {
         let mut failures = 0;
         loop {
-            let response = match ahead.take() {
-                Some(prefetch) if prefetch.url == url => prefetch.response().await,
-                _ => {
+            // The request made ahead is kept while this page is retried:
+            // it is for the next one.
+            let made_ahead = ahead.take_if(|prefetch| prefetch.url == url);
+            let response = match made_ahead {
+                Some(prefetch) => prefetch.response().await,
+                None => {
                     self.pace().await;
                     tracing::debug!(%url, page = number, "GET");
                     self.http.get(url).send().await.map_err(unreachable)
@@ -1098,6 +1105,32 @@ mod server_tests {
             peers.len() <= 2,
             "24 requests on {} connections",
             peers.len()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_page_retried_keeps_the_request_made_ahead_for_the_next() {
+        // Page 2 is cut off after its cursor, once the request for page 3
+        // has gone out; it is asked for again, and page 3's request stands.
+        let scenario =
+            Scenario::new(fixtures::legacy_markets()).fault_on_request(1, Fault::ResetMidBody);
+        let server = TestServer::start(scenario);
+        let mut config = ClientConfig::new(server.base_url());
+        config.page_limit = 40;
+        config.scan = ScanMode::Full;
+        config.retry.base_delay = Duration::from_millis(1);
+        let mut client = KalshiClient::new(config).unwrap();
+        let scan = client.scan(&Watchlist::default()).await.unwrap();
+        assert_eq!((scan.pages, scan.markets_read), (6, 232));
+        let requests = server.requests();
+        let mut cursors: Vec<Option<&str>> = requests.iter().map(|r| r.param("cursor")).collect();
+        let asked = cursors.len();
+        cursors.sort();
+        cursors.dedup();
+        assert_eq!(
+            (asked, cursors.len()),
+            (7, 6),
+            "six pages, one of them twice: {requests:?}"
         );
     }
 

@@ -14,7 +14,7 @@ use std::collections::{BTreeSet, HashMap};
 use async_trait::async_trait;
 use serde_json::Value;
 
-use crate::market::{series_of, Market};
+use crate::market::{series_of_market, Market};
 
 pub use kalshi::{
     check_base_url, ClientConfig, Environment, KalshiClient, RetryPolicy, ScanMode, ScanProgress,
@@ -22,6 +22,9 @@ pub use kalshi::{
 };
 pub(crate) use page::MarketRecord;
 pub use replay::ReplaySource;
+
+/// How much of a server's value a log line quotes.
+const LOGGED_VALUE: usize = 300;
 
 /// What a scan must find: markets named by ticker, and every market of some
 /// events and series. Tickers are upper case, as Kalshi writes them.
@@ -57,7 +60,8 @@ impl Watchlist {
     pub fn wants(&self, ticker: &str, event_ticker: &str) -> bool {
         self.tickers.contains(ticker)
             || (!event_ticker.is_empty() && self.events.contains(event_ticker))
-            || (!self.series.is_empty() && self.series.contains(series_of(ticker)))
+            || (!self.series.is_empty()
+                && self.series.contains(series_of_market(ticker, event_ticker)))
     }
 }
 
@@ -93,7 +97,11 @@ impl Scan {
                 Ok(_) => {}
                 Err(e) => {
                     self.skipped += 1;
-                    tracing::warn!(ticker = %e.ticker, reason = %e.reason, "skipped malformed market");
+                    tracing::warn!(
+                        ticker = %crate::display::for_log(&e.ticker, LOGGED_VALUE),
+                        reason = %crate::display::for_log(&e.reason, LOGGED_VALUE),
+                        "skipped malformed market"
+                    );
                 }
             }
         }
@@ -134,4 +142,23 @@ pub trait MarketSource: Send {
 
     /// A short description for logs: the base URL, or "recorded data".
     fn describe(&self) -> String;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_series_covers_the_markets_of_its_events_whatever_their_own_tickers() {
+        let watched = Watchlist {
+            series: ["OSCARPIC".to_string()].into(),
+            ..Watchlist::default()
+        };
+        assert!(watched.wants("OSCAR", "OSCARPIC-24"));
+        assert!(watched.wants("OSCARPIC-24-X", "OSCARPIC-24"));
+        // A record that names no event falls back on its own ticker.
+        assert!(watched.wants("OSCARPIC-24-Y", ""));
+        assert!(!watched.wants("OSCARPICS-24-X", "OSCARPICS-24"));
+        assert!(!watched.wants("OSCARPIC-24-Z", "OTHER-24"));
+    }
 }

@@ -287,6 +287,16 @@ impl PageReader {
         last: bool,
         sink: &mut dyn FnMut(PageEvent<'_>),
     ) -> Result<Option<usize>, PageError> {
+        if bytes[0] != b'{' {
+            // serde would read an array as a record, field by position.
+            let Some((IgnoredAny, used)) = self.value::<IgnoredAny>(bytes, last)? else {
+                return Ok(None);
+            };
+            sink(PageEvent::Unreadable(
+                "a market record is not a JSON object".into(),
+            ));
+            return Ok(Some(used));
+        }
         let mut values = serde_json::Deserializer::from_slice(bytes).into_iter::<MarketRecord>();
         match values.next() {
             Some(Ok(record)) => {
@@ -446,7 +456,8 @@ mod tests {
         {"ticker": "A-1", "yes_bid_dollars": "0.4500", "nested": {"x": [1, 2, {"y": "}"}]}},
         {"ticker": "B\"2", "volume": 12345, "title": null},
         7,
-        {"ticker": "C-3", "ticker": "twice"}
+        {"ticker": "C-3", "ticker": "twice"},
+        ["D-4", "E", "title", "active", null, "0.7000"]
     ], "extra": 12.5e3, "more": [true, false, null]}"#;
 
     #[test]
@@ -459,6 +470,7 @@ mod tests {
                 r#"cursor Some("abc")"#,
                 r#"record "A-1""#,
                 r#"record "B\"2""#,
+                "unreadable",
                 "unreadable",
                 "unreadable",
             ]
