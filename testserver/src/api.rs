@@ -250,6 +250,9 @@ async fn record_and_fault(
         },
         Fault::RepeatingCursor => looping_page(&state, request.uri()).into_response(),
         Fault::EmptyPages(count) => Json(empty_page(count - 1)).into_response(),
+        Fault::Page(body) => {
+            (StatusCode::OK, [(CONTENT_TYPE, "application/json")], body).into_response()
+        }
     }
 }
 

@@ -626,6 +626,19 @@ fn empty_pages_fault_leads_through_empty_pages_to_a_real_scan() {
 }
 
 #[test]
+fn page_fault_sends_its_text_with_a_200_as_json() {
+    let body = r#"{"markets": {}, "cursor": 5}"#;
+    let scenario =
+        Scenario::new(fixtures::legacy_markets()).fault_on_request(0, Fault::Page(body.into()));
+    let server = TestServer::start(scenario);
+    let reply = get(&server, "/markets?event_ticker=EVSHARE-30JAN");
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("content-type"), Some("application/json"));
+    assert_eq!(reply.body, body);
+    assert_eq!(server.scans_started(), 0);
+}
+
+#[test]
 fn an_outage_answers_every_request_with_its_fault_until_it_ends() {
     let server = legacy_server();
     server.begin_outage(Fault::Status {

@@ -54,6 +54,9 @@ pub enum Fault {
     /// Answer with no markets and a cursor. Following it gets `count - 1` more such empty
     /// pages, then the real first page of a new scan. A huge `count` never ends.
     EmptyPages(usize),
+    /// Answer 200 with this text as a JSON body, whatever it holds: a page of the wrong shape
+    /// (`{"markets": {}}`), or one whose markets and cursor the test chose.
+    Page(String),
 }
 
 impl Scenario {
