@@ -7,7 +7,7 @@
 mod common;
 
 use common::{record, stderr_of, stdout_of, Sandbox};
-use kalshi_test_server::{fixtures, Scenario, TestServer};
+use kalshi_test_server::{fixtures, Fault, Scenario, TestServer};
 use predicates::prelude::*;
 use serde_json::{json, Value};
 
@@ -151,6 +151,46 @@ fn search_matches_tickers_and_titles_within_a_scope() {
         .args(["markets", "search", "x", "--limit", "0"])
         .assert()
         .code(2);
+}
+
+#[test]
+fn search_refuses_a_malformed_page_naming_it_and_the_reason() {
+    let search = |scenario: Scenario| {
+        let server = TestServer::start(scenario);
+        let output = Sandbox::new()
+            .kalshi_at(&server.base_url())
+            .args(["markets", "search", "climate"])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1), "{}", stdout_of(&output));
+        (server.base_url(), stderr_of(&output))
+    };
+
+    let (url, said) = search(
+        Scenario::new(fixtures::legacy_markets()).fault_on_request(0, Fault::Page("{}".into())),
+    );
+    assert!(
+        said.contains(&format!(
+            "error: cannot search markets: page 1 of GET {url}/markets?status=open&limit=1000 \
+             is malformed: no \"markets\" array"
+        )),
+        "{said}"
+    );
+
+    let first = json!({"markets": fixtures::legacy_markets()[..3], "cursor": "next"});
+    let (url, said) = search(
+        Scenario::new(fixtures::legacy_markets())
+            .fault_on_request(0, Fault::Page(first.to_string()))
+            .fault_on_request(1, Fault::Page(r#"{"markets": [], "cursor": ["x"]}"#.into())),
+    );
+    assert!(
+        said.contains(&format!(
+            "error: cannot search markets: page 2 of GET \
+             {url}/markets?status=open&limit=1000&cursor=next is malformed: \"cursor\" is not a \
+             string"
+        )),
+        "{said}"
+    );
 }
 
 #[test]

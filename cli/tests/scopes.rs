@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 
 use common::{fired_records, record, stderr_of, stdout_of, Sandbox};
 use kalshi_alerts_core::source::TICKERS_PER_REQUEST;
-use kalshi_test_server::{fixtures, RecordedRequest, Scenario, TestServer};
+use kalshi_test_server::{fixtures, Fault, RecordedRequest, Scenario, TestServer};
 use predicates::prelude::*;
 use serde_json::{json, Value};
 
@@ -597,6 +597,47 @@ fn add_refuses_two_scopes_none_or_a_scope_without_open_markets() {
         1,
         "; add it without the lookup with --no-check",
     );
+    assert_eq!(sandbox.conditions().len(), 1);
+}
+
+/// The markets of the event `event` in the legacy recording.
+fn markets_of_event(event: &str) -> Vec<Value> {
+    fixtures::legacy_markets()
+        .into_iter()
+        .filter(|m| m["event_ticker"] == event && m["status"] == "active")
+        .collect()
+}
+
+#[test]
+fn add_refuses_a_malformed_listing_naming_the_page_and_the_reason() {
+    let market = markets_of_event("EVSHARE-30JAN").remove(0);
+    let sandbox = Sandbox::new();
+    sandbox.add(&["price", "KEEP", "--above", "0.5"]);
+    for (page, reason) in [
+        (json!({"markets": {}}), r#"no "markets" array"#),
+        (json!({"cursor": ""}), r#"no "markets" array"#),
+        (json!({"markets": null}), r#"no "markets" array"#),
+        (
+            json!({"markets": [market], "cursor": 5}),
+            r#""cursor" is not a string"#,
+        ),
+    ] {
+        let scenario = Scenario::new(fixtures::legacy_markets())
+            .fault_on_request(0, Fault::Page(page.to_string()));
+        let server = TestServer::start(scenario);
+        let url = server.base_url();
+        assert_refused(
+            &sandbox,
+            &url,
+            &["price", "--event", "EVSHARE-30JAN", "--above", "0.5"],
+            1,
+            &format!(
+                "cannot look up event EVSHARE-30JAN: page 1 of GET \
+                 {url}/markets?status=open&limit=1000&event_ticker=EVSHARE-30JAN is malformed: \
+                 {reason}; add it without the lookup with --no-check"
+            ),
+        );
+    }
     assert_eq!(sandbox.conditions().len(), 1);
 }
 

@@ -349,6 +349,10 @@ impl KalshiClient {
     /// Open markets narrowed by `filters` (`event_ticker`, `series_ticker`)
     /// for which `keep` holds, page after page until `limit` are found or
     /// the listing (or `max_pages`) ends. `progress` hears of each page.
+    ///
+    /// A page without a `markets` array, or whose `cursor` is neither a
+    /// string nor `null`, is refused as a scan refuses it: what it holds
+    /// cannot be told from an empty listing.
     pub async fn find_markets(
         &mut self,
         filters: &[(&str, &str)],
@@ -356,6 +360,8 @@ impl KalshiClient {
         mut keep: impl FnMut(&MarketDetail) -> bool,
         mut progress: impl FnMut(usize, usize),
     ) -> Result<Vec<MarketDetail>, SourceError> {
+        use super::page::PageError;
+
         let mut found = Vec::new();
         let mut cursor: Option<String> = None;
         let mut seen = HashSet::new();
@@ -366,12 +372,21 @@ impl KalshiClient {
             }
             let page = self.page_of(filters, cursor.as_deref(), pages + 1).await?;
             pages += 1;
-            for record in page
+            let malformed = |reason: PageError| SourceError::Malformed {
+                url: self.listing_url(filters, cursor.as_deref()),
+                page: pages,
+                reason: reason.to_string(),
+            };
+            let records = page
                 .get("markets")
                 .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
+                .ok_or_else(|| malformed(PageError::NoMarkets))?;
+            let next = match page.get("cursor") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(next)) => Some(next.as_str()),
+                Some(_) => return Err(malformed(PageError::CursorNotText)),
+            };
+            for record in records {
                 read += 1;
                 if let Ok(market) = MarketDetail::from_json(record) {
                     if keep(&market) {
@@ -384,7 +399,7 @@ impl KalshiClient {
                 found.truncate(limit);
                 break;
             }
-            match page.get("cursor").and_then(Value::as_str) {
+            match next {
                 Some(next) if !next.is_empty() && seen.insert(next.to_string()) => {
                     cursor = Some(next.to_string())
                 }
