@@ -600,12 +600,113 @@ fn add_refuses_two_scopes_none_or_a_scope_without_open_markets() {
     assert_eq!(sandbox.conditions().len(), 1);
 }
 
+/// A page of `markets` whose cursor is `cursor`, served in place of the
+/// answer to one request.
+fn page_of(markets: &[Value], cursor: &str) -> Fault {
+    Fault::Page(json!({ "markets": markets, "cursor": cursor }).to_string())
+}
+
 /// The markets of the event `event` in the legacy recording.
 fn markets_of_event(event: &str) -> Vec<Value> {
     fixtures::legacy_markets()
         .into_iter()
         .filter(|m| m["event_ticker"] == event && m["status"] == "active")
         .collect()
+}
+
+#[test]
+fn add_follows_the_cursor_past_empty_first_pages_of_a_scope() {
+    let scenario =
+        Scenario::new(fixtures::legacy_markets()).fault_on_request(0, Fault::EmptyPages(2));
+    let server = TestServer::start(scenario);
+    let sandbox = Sandbox::new();
+    sandbox
+        .kalshi_at(&server.base_url())
+        .args([
+            "alerts",
+            "add",
+            "price",
+            "--event",
+            "EVSHARE-30JAN",
+            "--above",
+            "0.9",
+        ])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "Watches 4 open markets of event EVSHARE-30JAN, each on its own\n",
+        ));
+    let requests = server.requests();
+    assert_eq!(requests.len(), 3, "{requests:?}");
+    for request in &requests {
+        assert_eq!(request.param("event_ticker"), Some("EVSHARE-30JAN"));
+    }
+
+    // Three empty pages that still lead on: a few pages are read, not all.
+    let scenario =
+        Scenario::new(fixtures::legacy_markets()).fault_on_request(0, Fault::EmptyPages(3));
+    let server = TestServer::start(scenario);
+    assert_refused(
+        &sandbox,
+        &server.base_url(),
+        &["price", "--series", "TIKTOKBAN", "--above", "0.5"],
+        1,
+        "no open market on the first 3 pages of series TIKTOKBAN on Kalshi (prod), and the \
+         listing goes on; add it anyway with --no-check",
+    );
+    assert_eq!(server.requests().len(), 3);
+    assert_eq!(sandbox.conditions().len(), 1);
+}
+
+#[test]
+fn add_says_at_least_while_the_listing_of_a_scope_goes_on() {
+    let markets = markets_of_event("EVSHARE-30JAN");
+    assert_eq!(markets.len(), 4);
+    let add = |scenario: Scenario| {
+        let server = TestServer::start(scenario);
+        let sandbox = Sandbox::new();
+        let output = sandbox
+            .kalshi_at(&server.base_url())
+            .args([
+                "alerts",
+                "add",
+                "price",
+                "--event",
+                "EVSHARE-30JAN",
+                "--above",
+                "0.9",
+            ])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", stderr_of(&output));
+        let cursors: Vec<Option<String>> = server
+            .requests()
+            .iter()
+            .map(|r| r.param("cursor").map(String::from))
+            .collect();
+        (stdout_of(&output), cursors)
+    };
+
+    // Pages shorter than asked for, each with a cursor: the count is a floor.
+    let (said, cursors) = add(Scenario::new(Vec::new())
+        .fault_on_request(0, page_of(&markets[..2], "b"))
+        .fault_on_request(1, page_of(&markets[2..3], "c"))
+        .fault_on_request(2, page_of(&markets[3..], "d")));
+    assert!(
+        said.contains("Watches at least 4 open markets of event EVSHARE-30JAN, each on its own\n"),
+        "{said}"
+    );
+    assert_eq!(cursors, [None, Some("b".into()), Some("c".into())]);
+
+    // A listing that ends within the pages read is counted exactly.
+    let (said, cursors) = add(Scenario::new(Vec::new())
+        .fault_on_request(0, page_of(&markets[..2], "b"))
+        .fault_on_request(1, page_of(&markets[2..], "")));
+    assert!(
+        said.contains("Watches 4 open markets of event EVSHARE-30JAN, each on its own\n"),
+        "{said}"
+    );
+    assert_eq!(cursors, [None, Some("b".into())]);
 }
 
 #[test]

@@ -150,9 +150,9 @@ fn look_up(context: &Context, condition: &Condition) -> CliResult<Found> {
     }
 }
 
-/// How many open markets the event or series `ticker` lists, from one
-/// request. None is refused, as a likely typo; a scope whose markets are not
-/// open yet is added with --no-check.
+/// How many open markets the event or series `ticker` lists, from the
+/// first pages of its listing. None is refused, as a likely typo; a scope
+/// whose markets are not open yet is added with --no-check.
 fn check_scope(
     context: &Context,
     scope: Scope,
@@ -160,6 +160,12 @@ fn check_scope(
 ) -> CliResult<super::markets::OpenCount> {
     match super::markets::open_markets_of(context, scope, ticker) {
         Ok(open) if open.count > 0 => Ok(open),
+        Ok(open) if open.more => Err(CliError::invalid(format!(
+            "no open market on the first {} pages of {scope} {ticker} on Kalshi ({}), and the \
+             listing goes on; add it anyway with --no-check",
+            super::markets::SCOPE_PAGES,
+            context.environment
+        ))),
         Ok(_) => Err(CliError::invalid(format!(
             "no open market in {scope} {ticker} on Kalshi ({}); find the {scope} with \
              `kalshi markets search`, or add it anyway with --no-check",

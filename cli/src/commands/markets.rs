@@ -42,30 +42,33 @@ pub fn lookup(context: &Context, ticker: &str) -> CliResult<Option<MarketDetail>
         .map_err(|e| CliError::invalid(format!("cannot look up {ticker}: {e}")))
 }
 
+/// The most pages of a scope's listing read to count its open markets.
+pub const SCOPE_PAGES: usize = 3;
+
 /// How many open markets an event or a series lists.
 pub struct OpenCount {
     pub count: usize,
-    /// The one page read was full: there may be more.
+    /// The listing goes on past the pages read: there may be more.
     pub more: bool,
 }
 
 /// The open markets of the event or series `ticker` (`scope` says which),
-/// counted from one listing request: a whole page is more than a person
-/// needs to know that the scope is right.
+/// counted from the first [`SCOPE_PAGES`] pages of its listing at most: a
+/// page is more than a person needs to know that the scope is right, but
+/// the API may send an empty page with a cursor before the markets.
 pub fn open_markets_of(context: &Context, scope: Scope, ticker: &str) -> CliResult<OpenCount> {
     let filter = match scope {
         Scope::Market => ("tickers", ticker),
         Scope::Event => ("event_ticker", ticker),
         Scope::Series => ("series_ticker", ticker),
     };
-    let mut client = client(context, Some(1))?;
-    let page = usize::try_from(client.config().page_limit).unwrap_or(usize::MAX);
-    let found = runtime()?
+    let mut client = client(context, Some(SCOPE_PAGES))?;
+    let (found, more) = runtime()?
         .block_on(client.find_markets(&[filter], usize::MAX, |_| true, |_, _| {}))
         .map_err(|e| CliError::invalid(format!("cannot look up {scope} {ticker}: {e}")))?;
     Ok(OpenCount {
         count: found.len(),
-        more: found.len() >= page,
+        more,
     })
 }
 
@@ -88,7 +91,12 @@ pub fn close_matches(context: &Context, ticker: &str) -> Vec<String> {
     for (name, value) in scopes {
         let found =
             runtime.block_on(client.find_markets(&[(name, value)], 1000, |_| true, |_, _| {}));
-        candidates.extend(found.into_iter().flatten().map(|m| m.market.ticker));
+        candidates.extend(
+            found
+                .into_iter()
+                .flat_map(|(markets, _)| markets)
+                .map(|m| m.market.ticker),
+        );
         if !candidates.is_empty() {
             break;
         }
@@ -243,7 +251,7 @@ pub fn search(
     let mut client = client(context, Some(SEARCH_PAGES))?;
     let progress = crate::progress::Progress::start("searching");
     progress.update(0, 0);
-    let found = runtime()?
+    let (found, _) = runtime()?
         .block_on(client.find_markets(
             &filters,
             limit,

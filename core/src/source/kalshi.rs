@@ -348,7 +348,9 @@ impl KalshiClient {
 
     /// Open markets narrowed by `filters` (`event_ticker`, `series_ticker`)
     /// for which `keep` holds, page after page until `limit` are found or
-    /// the listing (or `max_pages`) ends. `progress` hears of each page.
+    /// the listing (or `max_pages`) ends; and whether the listing goes on
+    /// past the pages read, with a cursor not followed. `progress` hears of
+    /// each page.
     ///
     /// A page without a `markets` array, or whose `cursor` is neither a
     /// string nor `null`, is refused as a scan refuses it: what it holds
@@ -359,7 +361,7 @@ impl KalshiClient {
         limit: usize,
         mut keep: impl FnMut(&MarketDetail) -> bool,
         mut progress: impl FnMut(usize, usize),
-    ) -> Result<Vec<MarketDetail>, SourceError> {
+    ) -> Result<(Vec<MarketDetail>, bool), SourceError> {
         use super::page::PageError;
 
         let mut found = Vec::new();
@@ -395,18 +397,18 @@ impl KalshiClient {
                 }
             }
             progress(pages, read);
+            cursor = next
+                .filter(|next| !next.is_empty() && seen.insert(next.to_string()))
+                .map(String::from);
             if found.len() >= limit {
                 found.truncate(limit);
                 break;
             }
-            match next {
-                Some(next) if !next.is_empty() && seen.insert(next.to_string()) => {
-                    cursor = Some(next.to_string())
-                }
-                _ => break,
+            if cursor.is_none() {
+                break;
             }
         }
-        Ok(found)
+        Ok((found, cursor.is_some()))
     }
 
     /// GETs `url` as JSON, retrying what can succeed later.
