@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{record, Sandbox};
+use common::{record, stderr_of, Sandbox};
 use predicates::prelude::*;
 use serde_json::json;
 
@@ -212,6 +212,82 @@ fn invalid_conditions_are_refused_and_leave_the_file_alone() {
     );
 
     assert_eq!(sandbox.conditions().len(), 1);
+}
+
+#[test]
+fn tickers_need_a_letter_or_digit_and_no_dash_at_either_end() {
+    let sandbox = Sandbox::new();
+    sandbox.add(&["price", "KEEP", "--above", "0.5"]);
+    let refused = |given: &[&str], message: &str| {
+        let mut args = vec!["price", "--above", "0.5", "--no-check"];
+        args.extend_from_slice(given);
+        assert_refused(&sandbox, &args, message);
+    };
+
+    refused(
+        &["-"],
+        r#"ticker "-" is not a Kalshi ticker: it has no letter or digit"#,
+    );
+    refused(
+        &["--", "-T"],
+        r#"ticker "-T" is not a Kalshi ticker: it begins with '-'"#,
+    );
+    refused(
+        &["T-"],
+        r#"ticker "T-" is not a Kalshi ticker: it ends with '-'"#,
+    );
+    refused(
+        &["._."],
+        r#"ticker "._." is not a Kalshi ticker: it has no letter or digit"#,
+    );
+    refused(
+        &["--event", "-"],
+        r#"--event "-" is not a Kalshi ticker: it has no letter or digit"#,
+    );
+    refused(
+        &["--event=-X"],
+        r#"--event "-X" is not a Kalshi ticker: it begins with '-'"#,
+    );
+    refused(
+        &["--event", "X-"],
+        r#"--event "X-" is not a Kalshi ticker: it ends with '-'"#,
+    );
+    refused(
+        &["--series", "."],
+        r#"--series "." is not a Kalshi ticker: it has no letter or digit"#,
+    );
+    refused(
+        &["--series", "-"],
+        r#"--series "-" is not a Kalshi ticker: it has no letter or digit"#,
+    );
+    refused(
+        &["--series=--X"],
+        r#"--series "--X" is not a Kalshi ticker: it begins with '-'"#,
+    );
+    // A series with a '-' is pointed at the series and the event it may
+    // mean, when the part before the '-' is a ticker at all.
+    refused(
+        &["--series", "kx-25dec"],
+        r#"--series "kx-25dec" is not a series ticker, which has no '-'; for the series give --series KX, for one event of it --event KX-25DEC"#,
+    );
+    let output = sandbox
+        .kalshi()
+        .args([
+            "alerts", "add", "price", "--above", "0.5", "--series", "_-X",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr_of(&output)
+            .ends_with("error: --series \"_-X\" is not a series ticker, which has no '-'\n"),
+        "{}",
+        stderr_of(&output)
+    );
+    // Not refused: a letter or digit anywhere, '-' inside.
+    sandbox.add(&["price", "_9", "--above", "0.5"]);
+    sandbox.add(&["price", "--event", "A--B", "--above", "0.5"]);
+    assert_eq!(sandbox.conditions().len(), 3);
 }
 
 #[test]

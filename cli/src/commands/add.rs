@@ -242,7 +242,9 @@ fn routes(context: &Context, names: &[String]) -> CliResult<Option<Vec<String>>>
     Ok(Some(wanted))
 }
 
-/// Tickers are upper-case letters, digits, `.`, `_` and `-`; lower case is
+/// Tickers are upper-case letters, digits, `.`, `_` and `-`, with at least
+/// one letter or digit, and a `-` only between parts: Kalshi joins a
+/// series, an event's date and a market's strike with it. Lower case is
 /// taken as a typo of upper case rather than refused.
 ///
 /// A series ticker has no `-`: Kalshi builds event tickers from it by
@@ -256,22 +258,43 @@ fn check_ticker(text: &str, scope: Scope) -> CliResult<String> {
         Scope::Event => "--event",
         Scope::Series => "--series",
     };
-    let valid = !ticker.is_empty()
-        && ticker
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if !valid {
+    if let Some(problem) = ticker_problem(&ticker) {
         return Err(CliError::invalid(format!(
-            "{what} {text:?} is not a Kalshi ticker (letters, digits, '.', '_' and '-')"
+            "{what} {text:?} is not a Kalshi ticker: {problem}"
         )));
     }
     if let (Scope::Series, Some((series, _))) = (scope, ticker.split_once('-')) {
-        return Err(CliError::invalid(format!(
-            "--series {text:?} is not a series ticker, which has no '-'; for the series \
-             give --series {series}, for one event of it --event {ticker}"
-        )));
+        let mut message = format!("--series {text:?} is not a series ticker, which has no '-'");
+        // The part before the '-' names the series only if it is a ticker.
+        if ticker_problem(series).is_none() {
+            message.push_str(&format!(
+                "; for the series give --series {series}, for one event of it --event {ticker}"
+            ));
+        }
+        return Err(CliError::invalid(message));
     }
     Ok(ticker)
+}
+
+/// Why `ticker` (trimmed, upper case) cannot be a Kalshi ticker, if it
+/// cannot.
+fn ticker_problem(ticker: &str) -> Option<&'static str> {
+    if !ticker
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    {
+        return Some("it has characters other than letters, digits, '.', '_' and '-'");
+    }
+    if !ticker.chars().any(|c| c.is_ascii_alphanumeric()) {
+        return Some("it has no letter or digit");
+    }
+    if ticker.starts_with('-') {
+        return Some("it begins with '-'");
+    }
+    if ticker.ends_with('-') {
+        return Some("it ends with '-'");
+    }
+    None
 }
 
 /// The one threshold option each kind takes, and the stored type.
