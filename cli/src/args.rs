@@ -447,7 +447,8 @@ pub struct MonitorArgs {
     #[arg(long, value_enum, default_value = "auto", value_name = "MODE")]
     pub scan: ScanKind,
 
-    /// With --scan full, leave out multivariate combo markets (`mve_filter=exclude`).
+    /// Leave out multivariate combo markets (`mve_filter=exclude`); only with --scan full,
+    /// refused otherwise.
     #[arg(long)]
     pub skip_combos: bool,
 

@@ -687,3 +687,30 @@ fn skip_combos_asks_the_api_to_leave_combo_markets_out() {
     assert_eq!(server.requests()[0].param("mve_filter"), Some("exclude"));
     assert_eq!(server.requests()[0].param("tickers"), None);
 }
+
+#[test]
+fn skip_combos_without_scan_full_is_a_usage_error_before_anything_runs() {
+    let server = TestServer::start(Scenario::new(fixtures::legacy_markets()));
+    for stored in [true, false] {
+        let sandbox = Sandbox::new();
+        if stored {
+            sandbox.write_alerts(json!([record("eu", "price_above", "EUCLIMATE-2030", 0.3)]));
+        }
+        for scan in [&[][..], &["--scan", "auto"]] {
+            let output = sandbox
+                .kalshi_at(&server.base_url())
+                .args(["alerts", "monitor", "--once", "--skip-combos"])
+                .args(scan)
+                .output()
+                .unwrap();
+            assert_eq!(output.status.code(), Some(2), "{}", stderr_of(&output));
+            assert_eq!(
+                stderr_of(&output),
+                "error: --skip-combos applies only to --scan full, and the scan is auto; \
+                 add --scan full, or leave --skip-combos out\n"
+            );
+            assert_eq!(stdout_of(&output), "");
+        }
+    }
+    assert!(server.requests().is_empty(), "{:?}", server.requests());
+}

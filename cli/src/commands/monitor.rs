@@ -36,6 +36,7 @@ const DAEMON_CHILD: &str = "KALSHI_DAEMON_CHILD";
 const NO_ALERTS: &str = "No alerts configured. Use 'kalshi alerts add' to create some.";
 
 pub fn run(context: &Context, args: MonitorArgs) -> CliResult<ExitCode> {
+    check_scan(&args)?;
     let conditions = context.store().load()?.conditions;
     if conditions.is_empty() {
         say!("{NO_ALERTS}");
@@ -86,6 +87,22 @@ pub fn run(context: &Context, args: MonitorArgs) -> CliResult<ExitCode> {
         }
         LaunchOutcome::Finished(report) => finish(&report),
     }
+}
+
+/// `--skip-combos` narrows a full scan only: a targeted scan names its
+/// markets and never reads a combo it was not asked for. Taken silently, it
+/// would let the user believe combos are left out of a scan that ignores
+/// it. Clap cannot say "requires --scan full" of an option with a default,
+/// so the check is here, as a usage error like the parser's.
+fn check_scan(args: &MonitorArgs) -> CliResult {
+    if args.skip_combos && args.scan != ScanKind::Full {
+        return Err(CliError::usage(format!(
+            "--skip-combos applies only to --scan full, and the scan is {}; add --scan full, \
+             or leave --skip-combos out",
+            args.scan.as_str()
+        )));
+    }
+    Ok(())
 }
 
 /// An unreadable expiry would make a condition silently eternal; refuse it.
