@@ -1,12 +1,15 @@
 //! The `file` notifier: appends each alert as one JSON line.
 //!
-//! Each record is written with a single `write` on a file opened for
-//! appending, so lines from concurrent writers do not interleave, and the
-//! file is synced so that an alert reported as delivered survives a crash.
+//! Each record is written, newline included, with a single `write` on a
+//! file opened for appending, and the file is synced so that an alert
+//! reported as delivered survives a crash. Appends to one file take turns
+//! (see [`turn_of`]): deliveries run as concurrent tasks.
 
+use std::collections::HashMap;
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use kalshi_alerts_core::notifier::SettingsError;
 use kalshi_alerts_core::{
@@ -18,12 +21,40 @@ pub const NAME: &str = "file";
 
 struct FileNotifier {
     path: PathBuf,
+    /// Held while appending to `path`.
+    turn: Arc<Mutex<()>>,
 }
 
-/// Appends one line. A write that fails half-way (a full disk) is cut back
-/// off, and a line left unfinished by an earlier crash is ended first, so
-/// every line of the file stays one whole JSON record.
-fn append(path: &Path, line: &[u8]) -> io::Result<()> {
+/// The lock of the file at `path`, shared by every instance that appends
+/// to it.
+///
+/// An append reads the file's last byte, writes, and on a failed write cuts
+/// the file back to where it was: each step is right only if no other
+/// append changes the file meanwhile. Without turns, an append that reads
+/// the last byte of a record still being written takes that line for one
+/// a crash left unfinished, and ends it with a newline of its own, which
+/// leaves an empty line once the record is in.
+///
+/// Files are told apart by their path made absolute, as written: two
+/// spellings of one file through a symbolic link, or another process
+/// appending to it, do not take turns with these appends.
+fn turn_of(path: &Path) -> Arc<Mutex<()>> {
+    static TURNS: OnceLock<Mutex<HashMap<PathBuf, Arc<Mutex<()>>>>> = OnceLock::new();
+    let key = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    TURNS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .entry(key)
+        .or_default()
+        .clone()
+}
+
+/// Appends one line, in its turn. A write that fails half-way (a full
+/// disk) is cut back off, and a line left unfinished by an earlier crash is
+/// ended first, so every line of the file stays one whole JSON record.
+fn append(path: &Path, turn: &Mutex<()>, line: &[u8]) -> io::Result<()> {
+    let _turn = turn.lock().unwrap_or_else(PoisonError::into_inner);
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         fs::create_dir_all(dir)?;
     }
@@ -62,7 +93,8 @@ impl Notifier for FileNotifier {
         line.push(b'\n');
         let path = self.path.clone();
         let target = path.clone();
-        let written = tokio::task::spawn_blocking(move || append(&target, &line))
+        let turn = self.turn.clone();
+        let written = tokio::task::spawn_blocking(move || append(&target, &turn, &line))
             .await
             .map_err(|e| NotifyError::retryable(format!("writer task failed: {e}")))?;
         written
@@ -89,7 +121,8 @@ fn build(settings: &Settings) -> Result<Box<dyn Notifier>, SettingsError> {
             key: "path".into(),
             problem: "missing".into(),
         })?;
-    Ok(Box::new(FileNotifier { path }))
+    let turn = turn_of(&path);
+    Ok(Box::new(FileNotifier { path, turn }))
 }
 
 kalshi_alerts_core::inventory::submit! {
@@ -162,6 +195,51 @@ mod tests {
             serde_json::from_str::<serde_json::Value>(lines[1]).is_ok(),
             "{text}"
         );
+    }
+
+    /// Deliveries run as concurrent tasks, through one instance or two of
+    /// the same file: however they interleave, each alert is one whole
+    /// line, written once, and no line is empty.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_deliveries_write_each_alert_once_on_a_line_of_its_own() {
+        const ALERTS: usize = 600;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("alerts.jsonl");
+        let settings = serde_json::json!({"path": path.to_str().unwrap()});
+        let instance =
+            || -> Arc<dyn Notifier> { build(settings.as_object().unwrap()).unwrap().into() };
+        let instances = [instance(), instance()];
+
+        let deliveries: Vec<_> = (0..ALERTS)
+            .map(|n| {
+                // Most through the first instance, some through the second.
+                let notifier = instances[usize::from(n % 5 == 0)].clone();
+                // Records of a few KiB span page boundaries, as records with
+                // long titles do.
+                let mut alert = alert();
+                alert.label = format!("{n} {}", "x".repeat(n % 7 * 1000));
+                tokio::spawn(async move { notifier.notify(&alert).await })
+            })
+            .collect();
+        for delivery in deliveries {
+            delivery.await.unwrap().unwrap();
+        }
+
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(text.ends_with('\n'));
+        let lines: Vec<&str> = text.lines().collect();
+        let empty = lines.iter().filter(|l| l.is_empty()).count();
+        assert_eq!(empty, 0, "{empty} empty lines");
+        let mut labels: Vec<usize> = lines
+            .iter()
+            .map(|l| {
+                let record: serde_json::Value = serde_json::from_str(l).unwrap();
+                let label = record["label"].as_str().unwrap();
+                label.split(' ').next().unwrap().parse().unwrap()
+            })
+            .collect();
+        labels.sort_unstable();
+        assert_eq!(labels, (0..ALERTS).collect::<Vec<_>>());
     }
 
     /// /dev/full answers every write with ENOSPC, as a full disk does.
