@@ -3,8 +3,8 @@
 //! `--repeat` policy, `alerts rearm`, `alerts history`, a `kill -9` between
 //! firing and delivery, retries until delivered (within a run and across a
 //! restart), giving up at `max_delivery_age`, reloading the notifiers file
-//! (and the warning a reloaded `tls_verify = false` brings), and a stop
-//! during a scan.
+//! (and the warning a reloaded `tls_verify = false` brings), a stop during
+//! a scan, and what a monitor that cannot open its state database says.
 #![cfg(unix)]
 
 mod common;
@@ -564,4 +564,53 @@ fn a_state_database_that_cannot_be_written_stops_the_monitor_at_start() {
     );
     // Reading still works.
     assert_eq!(history(&sandbox).len(), 1);
+}
+
+/// Why a monitor refused to start over the state database `prepare` left
+/// in the data dir: its stderr, once it exited 1.
+fn refusal_at_start(prepare: impl FnOnce(&std::path::Path)) -> String {
+    let sandbox = Sandbox::new();
+    sandbox.write_alerts(json!([record("c", "price_above", TICKER, 0.3)]));
+    prepare(&sandbox.data_dir().join("state.sqlite3"));
+    let server = TestServer::start(Scenario::new(markets_at("0.39", "0.40")));
+    let output = sandbox
+        .kalshi_at(&server.base_url())
+        .args(["alerts", "monitor", "--once", "--notifier", "log"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", stderr_of(&output));
+    assert!(server.requests().is_empty(), "the monitor scanned");
+    stderr_of(&output)
+}
+
+#[test]
+fn a_full_disk_at_start_is_reported_as_such_and_only_a_damaged_file_is_to_be_moved_away() {
+    // /dev/full takes no write, as a full disk: SQLite says SQLITE_FULL.
+    let full = refusal_at_start(|database| {
+        std::os::unix::fs::symlink("/dev/full", database).unwrap();
+    });
+    assert!(
+        full.contains(
+            "state.sqlite3: database or disk is full: the disk holding the data directory \
+             may be full or unwritable; free space on it and start again, and keep the file, \
+             which is likely whole"
+        ),
+        "{full}"
+    );
+    assert!(!full.contains("move it away"), "{full}");
+
+    let damaged = refusal_at_start(|database| {
+        std::fs::write(
+            database,
+            "not a database, but long enough to be read as one".repeat(40),
+        )
+        .unwrap();
+    });
+    assert!(
+        damaged.contains(
+            "state.sqlite3: file is not a database: the file is damaged; move it away and the \
+             monitor starts afresh without it, forgetting what fired"
+        ),
+        "{damaged}"
+    );
 }

@@ -104,6 +104,27 @@ pub struct StateError {
     pub message: String,
 }
 
+/// Why the database could not be opened or set up, with what to do about
+/// it when SQLite's code tells. A disk that takes no write (full, or
+/// failing) gives "disk I/O error" or "database or disk is full", and the
+/// file is then likely whole: moving it away would lose what the monitor
+/// knows for nothing. Only a damaged file is worth moving away.
+fn opening_failure(e: &rusqlite::Error) -> String {
+    use rusqlite::ErrorCode;
+
+    match e.sqlite_error_code() {
+        Some(ErrorCode::SystemIoFailure | ErrorCode::DiskFull) => format!(
+            "{e}: the disk holding the data directory may be full or unwritable; free space \
+             on it and start again, and keep the file, which is likely whole"
+        ),
+        Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => format!(
+            "{e}: the file is damaged; move it away and the monitor starts afresh without \
+             it, forgetting what fired"
+        ),
+        _ => e.to_string(),
+    }
+}
+
 /// Where a delivery stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -264,7 +285,7 @@ impl StateStore {
             &path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
-        .map_err(|e| fail(e.to_string()))?;
+        .map_err(|e| fail(opening_failure(&e)))?;
         let mut store = StateStore::prepare(conn, path.display().to_string())?;
         store.dir = Some(data_dir.to_path_buf());
         Ok(store)
@@ -306,7 +327,7 @@ impl StateStore {
     fn prepare(conn: Connection, label: String) -> Result<StateStore, StateError> {
         let fail = |e: rusqlite::Error| StateError {
             path: label.clone(),
-            message: e.to_string(),
+            message: opening_failure(&e),
         };
         conn.busy_timeout(BUSY_WAIT).map_err(fail)?;
         // WAL lets readers in while the monitor writes; FULL syncs each
@@ -1002,6 +1023,36 @@ mod tests {
         assert_eq!(store.forget_before(future).unwrap(), 1);
         assert!(store.history(None).unwrap().is_empty());
         store.check().unwrap();
+    }
+
+    #[test]
+    fn a_disk_that_takes_no_write_and_a_damaged_file_get_their_own_advice() {
+        use rusqlite::ffi;
+
+        let disk = "the disk holding the data directory may be full or unwritable";
+        let damaged = "the file is damaged; move it away";
+        for (code, advice) in [
+            (ffi::SQLITE_IOERR, Some(disk)),
+            (ffi::SQLITE_IOERR_WRITE, Some(disk)),
+            (ffi::SQLITE_IOERR_FSYNC, Some(disk)),
+            (ffi::SQLITE_FULL, Some(disk)),
+            (ffi::SQLITE_CORRUPT, Some(damaged)),
+            (ffi::SQLITE_NOTADB, Some(damaged)),
+            (ffi::SQLITE_CANTOPEN, None),
+            (ffi::SQLITE_READONLY, None),
+            (ffi::SQLITE_BUSY, None),
+        ] {
+            let e = rusqlite::Error::SqliteFailure(ffi::Error::new(code), Some("why".into()));
+            let message = opening_failure(&e);
+            assert!(message.starts_with("why"), "{code}: {message}");
+            for any in [disk, damaged] {
+                assert_eq!(
+                    message.contains(any),
+                    advice == Some(any),
+                    "{code}: {message}"
+                );
+            }
+        }
     }
 
     #[test]

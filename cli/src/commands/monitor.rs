@@ -301,11 +301,11 @@ fn run_here(
     // memory and leaves the data dir's history alone.
     let state = match args.source {
         SourceKind::Replay => StateStore::in_memory(),
-        SourceKind::Api => StateStore::open(data_dir).map_err(|e| {
-            LaunchError::new(format!(
-                "{e} (if the file is damaged, move it away: the monitor starts afresh without it)"
-            ))
-        })?,
+        // The error says what to do when SQLite tells a full disk from a
+        // damaged file.
+        SourceKind::Api => {
+            StateStore::open(data_dir).map_err(|e| LaunchError::new(e.to_string()))?
+        }
     };
     if state.is_read_only() {
         return Err(LaunchError::new(format!(
