@@ -909,7 +909,11 @@ mod tests {
         let now = Utc::now();
         assert_eq!(due(&store, &names(&["a"]), now).len(), 1);
         // Past the lease that call took (up to the next millisecond).
-        let both = due(&store, &names(&["a", "b"]), now + chrono::Duration::seconds(1));
+        let both = due(
+            &store,
+            &names(&["a", "b"]),
+            now + chrono::Duration::seconds(1),
+        );
         assert_eq!(both.len(), 2);
         assert_eq!(both[0].alert, fired);
     }
