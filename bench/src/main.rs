@@ -1,0 +1,698 @@
+//! `kalshi-bench`: times the `kalshi` binary against a loopback market server shaped like the
+//! current Kalshi payload, with `curl` over the same pages as the bound, and prints each figure
+//! as minimum, median and maximum over several runs beside the target it serves.
+//!
+//! It is a program, not a test, so `cargo test --workspace` never runs it (its unit tests do
+//! run there). `scripts/bench` builds and runs it; docs/benchmarks.md records what it found.
+
+mod conditions;
+mod kalshi;
+mod markets;
+mod measure;
+mod report;
+mod rows;
+mod server;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+
+use markets::MarketSet;
+use report::{Cell, Row, Spread, Verdict};
+use rows::{rss_spread, wall_spread, Bench, ScanPlan, ScanRuns, DEFAULT_RATE, UNPACED};
+use server::{MarketServer, ServeOptions};
+
+/// Times `kalshi` scans, listing and daemon against a loopback server of synthetic current-
+/// generation markets, with curl over the same pages as the bound. Exits 0 when it could
+/// measure everything (whether or not the targets are met), 2 when it could not.
+#[derive(Debug, Parser)]
+#[command(name = "kalshi-bench")]
+struct Options {
+    /// Timed runs of each row (after one untimed run).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
+    runs: Option<u32>,
+
+    /// Fewer runs and a shorter idle wait: about a minute and a half.
+    #[arg(long)]
+    quick: bool,
+
+    /// Seconds the idle daemon is watched [default: 30, 10 with --quick].
+    #[arg(long, value_name = "SEC")]
+    idle: Option<u64>,
+
+    /// Cycles the daemon runs back to back while its memory is sampled.
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    cycles: u64,
+
+    /// Also prepare gzipped pages, served to a client that asks for them, and time curl
+    /// asking for gzip as a second bound.
+    #[arg(long)]
+    gzip: bool,
+
+    /// Only these rows, comma-separated: start, full, rate20, skip, auto, list, daemon, idle,
+    /// cycles, eval, full100k, matrix [default: all].
+    #[arg(long, value_delimiter = ',', value_name = "ROWS")]
+    only: Option<Vec<String>>,
+
+    /// Only serve this many markets on a loopback port, print its base URL and wait until
+    /// standard input closes (Ctrl-D): for timing or profiling the client by hand.
+    #[arg(long, value_name = "MARKETS", conflicts_with_all = ["only", "quick", "runs"])]
+    serve: Option<usize>,
+
+    /// The kalshi binary [default: the one beside this program].
+    #[arg(long, value_name = "PATH")]
+    kalshi: Option<PathBuf>,
+
+    /// The curl program.
+    #[arg(long, default_value = "curl", value_name = "PATH")]
+    curl: PathBuf,
+
+    /// Work in this directory and keep it [default: a temporary one, removed at the end].
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+}
+
+impl Options {
+    fn runs(&self) -> usize {
+        self.runs.unwrap_or(if self.quick { 3 } else { 7 }) as usize
+    }
+
+    /// Runs of each cell of the markets by conditions table.
+    fn cell_runs(&self) -> usize {
+        if self.quick {
+            1
+        } else {
+            self.runs().min(3)
+        }
+    }
+
+    fn idle(&self) -> Duration {
+        Duration::from_secs(self.idle.unwrap_or(if self.quick { 10 } else { 30 }))
+    }
+
+    fn wants(&self, row: &str) -> bool {
+        self.only
+            .as_ref()
+            .is_none_or(|rows| rows.iter().any(|r| r == row))
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<_> = std::env::args_os().skip(1).collect();
+    if args.first().is_some_and(|first| first == measure::HELPER) {
+        return measure::helper(&args[1..]);
+    }
+    let options = Options::parse();
+    match bench(&options) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("kalshi-bench: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn bench(options: &Options) -> Result<(), String> {
+    if let Some(markets) = options.serve {
+        return serve_only(markets, options.gzip);
+    }
+    let started = Instant::now();
+    let kalshi = match &options.kalshi {
+        Some(path) => path.clone(),
+        None => std::env::current_exe()
+            .map_err(|e| format!("cannot find this program: {e}"))?
+            .with_file_name("kalshi"),
+    };
+    if !kalshi.is_file() {
+        return Err(format!(
+            "no kalshi binary at {}; build it (scripts/bench does) or pass --kalshi",
+            kalshi.display()
+        ));
+    }
+    let temporary = match &options.dir {
+        Some(_) => None,
+        None => Some(tempfile::tempdir().map_err(|e| format!("cannot make a work dir: {e}"))?),
+    };
+    let work = match (&options.dir, &temporary) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(temp)) => temp.path().to_path_buf(),
+        (None, None) => unreachable!("one of the two is set"),
+    };
+    std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
+    let bench = Bench {
+        kalshi: kalshi::Kalshi::new(kalshi, &work).map_err(|e| e.to_string())?,
+        curl: options.curl.clone(),
+        work,
+    };
+
+    let load_before = load_average();
+    let mut results = Results::default();
+    measure_20k(&bench, options, &mut results)?;
+    for markets in [100_000, 1_000, 10_000] {
+        measure_size(&bench, options, markets, &mut results)?;
+    }
+    results.cells.sort_by_key(|c| (c.markets, c.conditions));
+
+    println!("{}", machine(options, load_before, started.elapsed()));
+    println!("{}", report::rows_table(&results.rows));
+    if !results.cells.is_empty() {
+        println!(
+            "Full and auto scans by markets served and conditions watched (min / median / max):\n"
+        );
+        println!("{}", report::matrix_table(&results.cells));
+    }
+    Ok(())
+}
+
+#[derive(Default)]
+struct Results {
+    rows: Vec<Row>,
+    cells: Vec<Cell>,
+    /// The full scan of 20,000 markets: median wall ms and largest peak RSS MiB.
+    full_20k: Option<(f64, f64)>,
+}
+
+impl Results {
+    fn add(&mut self, row: Row) {
+        eprintln!(
+            "kalshi-bench: {}: {}{}",
+            row.work,
+            row.wall_ms
+                .map_or(String::new(), |s| format!("{:.1} ms median; ", s.median)),
+            row.notes.join("; ")
+        );
+        self.rows.push(row);
+    }
+}
+
+/// The rows measured against 20,000 markets.
+fn measure_20k(bench: &Bench, options: &Options, results: &mut Results) -> Result<(), String> {
+    const MARKETS: usize = 20_000;
+    let rows_here = [
+        "start", "full", "rate20", "skip", "auto", "list", "daemon", "idle", "cycles", "eval",
+    ];
+    if !rows_here.iter().any(|row| options.wants(row)) {
+        return Ok(());
+    }
+    let set = MarketSet::new(MARKETS);
+    let moving = rows::moving_markets(MARKETS);
+    let serve = ServeOptions {
+        moving,
+        gzip: options.gzip,
+    };
+    let server = serve_set(&set, &serve)?;
+    let runs = options.runs();
+
+    if options.wants("start") {
+        let mut row = Row::new("process start: `kalshi --version`", "(explains the others)");
+        outcome(
+            &mut row,
+            bench
+                .process_start(&server, runs)
+                .map(|done| (wall_spread(&done), rss_spread(&done), done.len())),
+        );
+        results.add(row);
+    }
+    if options.wants("full") {
+        let row = full_scan_row(bench, &server, &set, options, runs, UNPACED, false);
+        results.full_20k = row
+            .wall_ms
+            .zip(row.rss_mib)
+            .map(|(wall, rss)| (wall.median, rss.max));
+        results.add(row);
+    }
+    if options.wants("rate20") {
+        let row = full_scan_row(
+            bench,
+            &server,
+            &set,
+            options,
+            runs.min(3),
+            DEFAULT_RATE,
+            false,
+        );
+        results.add(row);
+    }
+    if options.wants("skip") {
+        let row = full_scan_row(bench, &server, &set, options, runs, UNPACED, true);
+        results.add(row);
+    }
+    if options.wants("auto") {
+        results.add(auto_row(bench, &server, &set, runs));
+    }
+    if options.wants("list") {
+        let mut row = Row::new("`alerts list`, 1,000 conditions", "≤ 10 ms");
+        let done = bench.list(&server, &set, 1000, runs);
+        if let Ok(done) = &done {
+            row.verdict = Verdict::from(wall_spread(done).is_some_and(|s| s.median <= 10.0));
+        }
+        outcome(
+            &mut row,
+            done.map(|d| (wall_spread(&d), rss_spread(&d), d.len())),
+        );
+        results.add(row);
+    }
+    if options.wants("daemon") {
+        results.add(daemon_row(bench, &server, &set, runs));
+    }
+    if options.wants("idle") {
+        results.add(idle_row(bench, &server, &set, options.idle()));
+    }
+    if options.wants("cycles") {
+        results.add(cycles_row(bench, &server, &set, options.cycles));
+    }
+    if options.wants("eval") {
+        results.add(evaluation_row(bench, &server, &set, runs));
+    }
+    Ok(())
+}
+
+/// The full scan of 100,000 markets and the cells of the markets by conditions table.
+fn measure_size(
+    bench: &Bench,
+    options: &Options,
+    markets: usize,
+    results: &mut Results,
+) -> Result<(), String> {
+    let full_100k = markets == 100_000 && options.wants("full100k");
+    if !full_100k && !options.wants("matrix") {
+        return Ok(());
+    }
+    let set = MarketSet::new(markets);
+    let server = serve_set(&set, &ServeOptions::default())?;
+    if full_100k {
+        let mut row = full_scan_row(
+            bench,
+            &server,
+            &set,
+            options,
+            options.runs(),
+            UNPACED,
+            false,
+        );
+        judge_100k(&mut row, results.full_20k);
+        results.add(row);
+    }
+    if options.wants("matrix") {
+        for conditions in [10, 1_000, 10_000] {
+            let cell = matrix_cell(bench, &server, &set, conditions, options.cell_runs());
+            eprintln!(
+                "kalshi-bench: {markets} markets x {conditions} conditions: full {:.1} ms, auto {:.1} ms",
+                cell.full_wall_ms.map_or(f64::NAN, |s| s.median),
+                cell.auto_wall_ms.map_or(f64::NAN, |s| s.median)
+            );
+            results.cells.push(cell);
+        }
+    }
+    Ok(())
+}
+
+fn serve_only(markets: usize, gzip: bool) -> Result<(), String> {
+    let set = MarketSet::new(markets);
+    let serve = ServeOptions {
+        moving: rows::moving_markets(markets),
+        gzip,
+    };
+    let server = serve_set(&set, &serve)?;
+    println!("KALSHI_API_BASE_URL={}", server.base_url());
+    println!(
+        "full scan: {} pages; Ctrl-D stops",
+        server.full_scan_urls(false).len()
+    );
+    let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+    eprintln!("kalshi-bench: requests answered: {:?}", server.requests());
+    Ok(())
+}
+
+fn serve_set(set: &MarketSet, serve: &ServeOptions) -> Result<MarketServer, String> {
+    let started = Instant::now();
+    let server = MarketServer::start(set, serve)
+        .map_err(|e| format!("cannot start the market server: {e}"))?;
+    eprintln!(
+        "kalshi-bench: serving {} markets ({:.1} MB in pages of {}{}) after {:.1} s of preparation",
+        report::thousands(set.len()),
+        server.full_listing_bytes() as f64 / 1e6,
+        server::PAGE,
+        server.gzipped_bytes().map_or(String::new(), |b| format!(
+            ", {:.1} MB gzipped",
+            b as f64 / 1e6
+        )),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(server)
+}
+
+/// Fills a row's time and memory from measured runs, or marks it failed.
+fn outcome(row: &mut Row, measured: Result<(Option<Spread>, Option<Spread>, usize), String>) {
+    match measured {
+        Ok((wall, rss, runs)) => {
+            row.wall_ms = wall;
+            row.rss_mib = rss;
+            row.runs = runs;
+        }
+        Err(message) => fail(row, &message),
+    }
+}
+
+fn fail(row: &mut Row, message: &str) {
+    row.verdict = Verdict::Missed;
+    row.notes.push(format!("could not measure: {message}"));
+}
+
+fn full_scan_row(
+    bench: &Bench,
+    server: &MarketServer,
+    set: &MarketSet,
+    options: &Options,
+    runs: usize,
+    rate: u32,
+    skip_combos: bool,
+) -> Row {
+    let markets = report::thousands(set.len());
+    let paced = rate == DEFAULT_RATE;
+    let (work, target) = match (set.len(), paced) {
+        _ if skip_combos => (
+            format!("full scan, {markets} markets, --skip-combos (a third are combos)"),
+            "(informative)".to_string(),
+        ),
+        (_, true) => (
+            format!("full scan, {markets} markets, default pacing"),
+            "(the pacing floor)".to_string(),
+        ),
+        (20_000, false) => (
+            format!("full scan, {markets} markets, 100 conditions"),
+            "≤ 250 ms, ≤ 4 × curl, ≤ 50 MiB".to_string(),
+        ),
+        (_, false) => (
+            format!("full scan, {markets} markets, 100 conditions"),
+            "RSS within 10 % of 20,000; time linear".to_string(),
+        ),
+    };
+    let mut row = Row::new(work, target);
+    row.rate = Some(rate);
+    let plan = ScanPlan {
+        name: format!(
+            "full-{}-{rate}{}",
+            set.len(),
+            if skip_combos { "-skip" } else { "" }
+        ),
+        conditions: 100,
+        full: true,
+        skip_combos,
+        rate,
+        runs,
+        curl: !paced,
+        curl_gzip: !paced && !skip_combos && options.gzip,
+    };
+    match bench.scan(server, set, &plan) {
+        Ok(measured) => {
+            fill_scan_row(&mut row, &measured);
+            if !skip_combos {
+                let megabytes = server.full_listing_bytes() as f64 / 1e6;
+                row.notes.push(format!("{megabytes:.1} MB of pages"));
+            }
+            if set.len() == 20_000 && !paced && !skip_combos {
+                row.verdict = Verdict::from(
+                    row.wall_ms.is_some_and(|s| s.median <= 250.0)
+                        && row.curl_ratio().is_some_and(|r| r <= 4.0)
+                        && row.rss_mib.is_some_and(|s| s.max <= 50.0),
+                );
+            }
+        }
+        Err(message) => fail(&mut row, &message),
+    }
+    row
+}
+
+fn fill_scan_row(row: &mut Row, measured: &ScanRuns) {
+    row.runs = measured.wall_ms.len();
+    row.wall_ms = Spread::of(&measured.wall_ms);
+    row.rss_mib = Spread::of(&measured.rss_mib);
+    row.curl_ms = Spread::of(&measured.curl_ms);
+    if let Some(cpu) = Spread::of(&measured.cpu_ms) {
+        row.notes.push(format!("CPU ms {}", cpu.show(0)));
+    }
+    if let Some(scan) = Spread::of(&measured.scan_ms) {
+        row.notes.push(format!("scan_ms {}", scan.show(0)));
+    }
+    if let Some(evaluate) = Spread::of(&measured.evaluate_us) {
+        row.notes.push(format!("evaluate_us {}", evaluate.show(0)));
+    }
+    if let Some(requests) = measured.requests.first() {
+        row.notes.push(format!("{requests} requests"));
+    }
+    if let (Some(gzip), Some(wall)) = (Spread::of(&measured.curl_gzip_ms), row.wall_ms) {
+        row.notes.push(format!(
+            "curl --compressed ms {} (/ curl gzip {:.2}); client asked for gzip in {} requests",
+            gzip.show(1),
+            wall.median / gzip.median,
+            measured.accepting_gzip
+        ));
+    }
+}
+
+fn judge_100k(row: &mut Row, full_20k: Option<(f64, f64)>) {
+    let (Some((wall_20k, rss_20k)), Some(wall), Some(rss)) = (full_20k, row.wall_ms, row.rss_mib)
+    else {
+        return;
+    };
+    let time_ratio = wall.median / wall_20k;
+    let rss_ratio = rss.max / rss_20k;
+    row.notes.push(format!(
+        "× {time_ratio:.2} the time and × {rss_ratio:.2} the peak RSS of 20,000 markets"
+    ));
+    // Five times the markets may take five times as long, and a little more for noise.
+    row.verdict = Verdict::from(rss_ratio <= 1.10 && time_ratio <= 5.5);
+}
+
+fn auto_row(bench: &Bench, server: &MarketServer, set: &MarketSet, runs: usize) -> Row {
+    let mut row = Row::new(
+        "auto scan, 100 conditions on 100 tickers (20,000 markets served)",
+        "≤ 2 requests, ≤ 30 ms",
+    );
+    row.rate = Some(UNPACED);
+    let plan = ScanPlan {
+        name: "auto-100".into(),
+        conditions: 100,
+        full: false,
+        skip_combos: false,
+        rate: UNPACED,
+        runs,
+        curl: false,
+        curl_gzip: false,
+    };
+    match bench.scan(server, set, &plan) {
+        Ok(measured) => {
+            row.runs = measured.wall_ms.len();
+            row.wall_ms = Spread::of(&measured.wall_ms);
+            row.rss_mib = Spread::of(&measured.rss_mib);
+            let most = measured.requests.iter().copied().max().unwrap_or(0);
+            row.notes.push(format!("requests per run: at most {most}"));
+            if let Some(scan) = Spread::of(&measured.scan_ms) {
+                row.notes.push(format!("scan_ms {}", scan.show(0)));
+            }
+            row.verdict = Verdict::from(most <= 2 && row.wall_ms.is_some_and(|s| s.median <= 30.0));
+        }
+        Err(message) => fail(&mut row, &message),
+    }
+    row
+}
+
+fn daemon_row(bench: &Bench, server: &MarketServer, set: &MarketSet, runs: usize) -> Row {
+    let mut row = Row::new(
+        "`monitor --daemon` returns, daemon alive and holding the lock",
+        "≤ 100 ms",
+    );
+    row.rate = Some(UNPACED);
+    match bench.daemon_start(server, set, runs) {
+        Ok((starts, stops)) => {
+            row.runs = starts.len();
+            row.wall_ms = wall_spread(&starts);
+            row.rss_mib = rss_spread(&starts);
+            if let Some(stop) = wall_spread(&stops) {
+                row.notes.push(format!("`alerts stop` ms {}", stop.show(1)));
+            }
+            row.verdict = Verdict::from(row.wall_ms.is_some_and(|s| s.median <= 100.0));
+        }
+        Err(message) => fail(&mut row, &message),
+    }
+    row
+}
+
+fn idle_row(bench: &Bench, server: &MarketServer, set: &MarketSet, idle: Duration) -> Row {
+    let mut row = Row::new(
+        format!(
+            "daemon between cycles (interval 3600 s), watched {} s",
+            idle.as_secs()
+        ),
+        "no CPU use, no polling",
+    );
+    row.rate = Some(UNPACED);
+    match bench.daemon_idle(server, set, idle) {
+        Ok(idle) => {
+            row.runs = 1;
+            let per_minute = idle.wakeups as f64 * 60.0 / idle.seconds;
+            row.notes.push(format!("CPU {:.0} ms", idle.cpu_ms));
+            row.notes.push(format!(
+                "{} wake-ups ({per_minute:.1} a minute)",
+                idle.wakeups
+            ));
+            row.notes.push(format!(
+                "RSS {:.1} -> {:.1} MiB",
+                idle.rss_before_kib as f64 / 1024.0,
+                idle.rss_after_kib as f64 / 1024.0
+            ));
+            // /proc counts CPU in ticks of 10 ms; a wake-up a minute is a timer, not a loop.
+            row.verdict = Verdict::from(idle.cpu_ms <= 10.0 && per_minute <= 1.0);
+        }
+        Err(message) => fail(&mut row, &message),
+    }
+    row
+}
+
+fn cycles_row(bench: &Bench, server: &MarketServer, set: &MarketSet, cycles: u64) -> Row {
+    let mut row = Row::new(
+        format!("daemon RSS over {cycles} cycles (interval 0, auto scan, moving quotes)"),
+        "RSS flat",
+    );
+    row.rate = Some(UNPACED);
+    let started = Instant::now();
+    match bench.daemon_cycles(server, set, cycles) {
+        Ok(samples) => {
+            row.runs = 1;
+            let at = |cycle: u64| {
+                samples
+                    .iter()
+                    .find(|(number, _)| *number >= cycle)
+                    .or(samples.last())
+                    .map_or(0.0, |(_, kib)| *kib as f64 / 1024.0)
+            };
+            let settled = at(cycles / 10);
+            let last = samples.last().map_or(0.0, |(_, kib)| *kib as f64 / 1024.0);
+            let checkpoints: Vec<String> = std::iter::once(1)
+                .chain((1..=10).map(|tenth| cycles * tenth / 10))
+                .map(|cycle| format!("{cycle}: {:.1}", at(cycle)))
+                .collect();
+            row.notes.push(format!(
+                "RSS MiB by cycle {}; {:.1} s for the cycles",
+                checkpoints.join(", "),
+                started.elapsed().as_secs_f64()
+            ));
+            // Flat: no more than 2 % (or 1 MiB) above where it stood a tenth of the way in.
+            row.verdict = Verdict::from(last - settled <= (settled * 0.02).max(1.0));
+        }
+        Err(message) => fail(&mut row, &message),
+    }
+    row
+}
+
+fn evaluation_row(bench: &Bench, server: &MarketServer, set: &MarketSet, runs: usize) -> Row {
+    let mut row = Row::new(
+        "evaluation of 10,000 conditions over 20,000 markets (full scan)",
+        "evaluate_us ≤ 5,000",
+    );
+    row.rate = Some(UNPACED);
+    let plan = ScanPlan {
+        name: "eval-10000".into(),
+        conditions: 10_000,
+        full: true,
+        skip_combos: false,
+        rate: UNPACED,
+        runs,
+        curl: false,
+        curl_gzip: false,
+    };
+    match bench.scan(server, set, &plan) {
+        Ok(measured) => {
+            fill_scan_row(&mut row, &measured);
+            row.verdict = Verdict::from(
+                Spread::of(&measured.evaluate_us).is_some_and(|s| s.median <= 5000.0),
+            );
+        }
+        Err(message) => fail(&mut row, &message),
+    }
+    row
+}
+
+fn matrix_cell(
+    bench: &Bench,
+    server: &MarketServer,
+    set: &MarketSet,
+    conditions: usize,
+    runs: usize,
+) -> Cell {
+    let mut cell = Cell {
+        markets: set.len(),
+        conditions,
+        full_wall_ms: None,
+        full_rss_mib: None,
+        scan_ms: None,
+        evaluate_us: None,
+        auto_wall_ms: None,
+        auto_requests: 0,
+    };
+    let mut plan = ScanPlan {
+        name: format!("cell-{}-{conditions}-full", set.len()),
+        conditions,
+        full: true,
+        skip_combos: false,
+        rate: UNPACED,
+        runs,
+        curl: false,
+        curl_gzip: false,
+    };
+    match bench.scan(server, set, &plan) {
+        Ok(full) => {
+            cell.full_wall_ms = Spread::of(&full.wall_ms);
+            cell.full_rss_mib = Spread::of(&full.rss_mib);
+            cell.scan_ms = Spread::of(&full.scan_ms);
+            cell.evaluate_us = Spread::of(&full.evaluate_us);
+        }
+        Err(message) => eprintln!("kalshi-bench: {}: {message}", plan.name),
+    }
+    plan.name = format!("cell-{}-{conditions}-auto", set.len());
+    plan.full = false;
+    match bench.scan(server, set, &plan) {
+        Ok(auto) => {
+            cell.auto_wall_ms = Spread::of(&auto.wall_ms);
+            cell.auto_requests = auto.requests.iter().copied().max().unwrap_or(0);
+        }
+        Err(message) => eprintln!("kalshi-bench: {}: {message}", plan.name),
+    }
+    cell
+}
+
+/// What the figures were measured on.
+fn machine(options: &Options, load_before: String, took: Duration) -> String {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let memory = measure::machine_memory_kib().map_or(0.0, |kib| kib as f64 / 1024.0 / 1024.0);
+    let rustc = std::process::Command::new("rustc")
+        .arg("--version")
+        .output()
+        .ok()
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string())
+        .unwrap_or_else(|| "rustc not found".into());
+    format!(
+        "# kalshi-bench\n\n\
+         machine: {cores} cores, {memory:.1} GiB; {rustc}; release build\n\
+         load average (1, 5, 15 min) before: {load_before}; after: {}\n\
+         runs per row: {} (matrix cells: {}), each after one untimed run; {:.0} s in all\n",
+        load_average(),
+        options.runs(),
+        options.cell_runs(),
+        took.as_secs_f64()
+    )
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default()
+}
