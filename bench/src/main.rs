@@ -30,11 +30,12 @@ use server::{MarketServer, ServeOptions};
 #[derive(Debug, Parser)]
 #[command(name = "kalshi-bench")]
 struct Options {
-    /// Timed runs of each row (after one untimed run).
+    /// Timed runs of each row (after one untimed run) [default: 10, 3 with --quick].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
     runs: Option<u32>,
 
-    /// Fewer runs and a shorter idle wait: about a minute and a half.
+    /// Three runs a row, one a cell, a 10 s idle wait: under a minute once built (the full
+    /// run, ten runs a row and five a cell, takes two or three).
     #[arg(long)]
     quick: bool,
 
@@ -76,7 +77,7 @@ struct Options {
 
 impl Options {
     fn runs(&self) -> usize {
-        self.runs.unwrap_or(if self.quick { 3 } else { 7 }) as usize
+        self.runs.unwrap_or(if self.quick { 3 } else { 10 }) as usize
     }
 
     /// Runs of each cell of the markets by conditions table.
@@ -84,7 +85,7 @@ impl Options {
         if self.quick {
             1
         } else {
-            self.runs().min(3)
+            self.runs().min(5)
         }
     }
 
