@@ -83,6 +83,8 @@ pub struct Cycle {
     pub scan_ms: u64,
     pub evaluate_us: u64,
     pub fired: u64,
+    /// The whole cycle: scan, evaluation, the state commit and delivery.
+    pub took_ms: u64,
 }
 
 /// The cycles logged in `text`, in order.
@@ -95,6 +97,7 @@ pub fn cycles_in(text: &str) -> Vec<Cycle> {
             scan_ms: field(line, "scan_ms"),
             evaluate_us: field(line, "evaluate_us"),
             fired: field(line, "fired"),
+            took_ms: field(line, "took_ms"),
         })
         .collect()
 }
@@ -141,7 +144,8 @@ mod tests {
                 markets: 20000,
                 scan_ms: 180,
                 evaluate_us: 412,
-                fired: 2
+                fired: 2,
+                took_ms: 190
             }]
         );
     }

@@ -145,6 +145,8 @@ pub struct Cell {
     pub full_rss_mib: Option<Spread>,
     pub scan_ms: Option<Spread>,
     pub evaluate_us: Option<Spread>,
+    /// The cycle past its scan and evaluation (state commit, delivery).
+    pub rest_ms: Option<Spread>,
     pub auto_wall_ms: Option<Spread>,
     pub auto_requests: u64,
 }
@@ -154,20 +156,21 @@ pub fn matrix_table(cells: &[Cell]) -> String {
     let mut out = String::new();
     out.push_str(
         "| markets | conditions | full: wall ms | full: peak RSS MiB | full: scan_ms \
-         | full: evaluate_us | auto: wall ms | auto: requests |\n",
+         | full: evaluate_us | full: rest of the cycle ms | auto: wall ms | auto: requests |\n",
     );
-    out.push_str("|---:|---:|---|---|---|---|---|---:|\n");
+    out.push_str("|---:|---:|---|---|---|---|---|---|---:|\n");
     let show = |s: Option<Spread>, d: usize| s.map_or("-".to_string(), |s| s.show(d));
     for cell in cells {
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             thousands(cell.markets),
             thousands(cell.conditions),
             show(cell.full_wall_ms, 1),
             show(cell.full_rss_mib, 1),
             show(cell.scan_ms, 0),
             show(cell.evaluate_us, 0),
+            show(cell.rest_ms, 0),
             show(cell.auto_wall_ms, 1),
             cell.auto_requests
         );

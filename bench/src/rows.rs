@@ -40,9 +40,13 @@ pub struct ScanRuns {
     pub rss_mib: Vec<f64>,
     pub scan_ms: Vec<f64>,
     pub evaluate_us: Vec<f64>,
+    /// The cycle's time past its scan and evaluation: committing its state, delivering.
+    pub rest_ms: Vec<f64>,
     pub requests: Vec<u64>,
     /// The curl bound of each run, when asked for.
     pub curl_ms: Vec<f64>,
+    /// The CPU time curl took for it.
+    pub curl_cpu_ms: Vec<f64>,
     /// The same, curl asking for gzip.
     pub curl_gzip_ms: Vec<f64>,
     /// Requests of the client that said it accepts gzip.
@@ -127,10 +131,12 @@ impl Bench {
         let urls = server.full_scan_urls(plan.skip_combos);
         for _ in 0..plan.runs {
             if plan.curl {
-                runs.curl_ms.push(self.curl(&urls, false)?);
+                let curl = self.curl(&urls, false)?;
+                runs.curl_ms.push(millis(curl.wall));
+                runs.curl_cpu_ms.push(millis(curl.cpu));
             }
             if plan.curl_gzip {
-                runs.curl_gzip_ms.push(self.curl(&urls, true)?);
+                runs.curl_gzip_ms.push(millis(self.curl(&urls, true)?.wall));
             }
             let before = server.requests();
             let finished = self.kalshi(&dir, &base, &args)?;
@@ -146,14 +152,15 @@ impl Bench {
                 .ok_or_else(|| format!("{}: no cycle line in the log", plan.name))?;
             runs.scan_ms.push(cycle.scan_ms as f64);
             runs.evaluate_us.push(cycle.evaluate_us as f64);
+            let rest = cycle.took_ms as f64 - cycle.scan_ms as f64 - cycle.evaluate_us as f64 / 1e3;
+            runs.rest_ms.push(rest.max(0.0));
             runs.fired += cycle.fired;
         }
         Ok(runs)
     }
 
-    /// Fetches `urls` in order with one curl process, over one connection, to nowhere; the
-    /// milliseconds it took.
-    fn curl(&self, urls: &[String], gzip: bool) -> Outcome<f64> {
+    /// Fetches `urls` in order with one curl process, over one connection, to nowhere.
+    fn curl(&self, urls: &[String], gzip: bool) -> Outcome<Finished> {
         let mut probe = Probe::new(&self.curl).map_err(|e| format!("cannot set up curl: {e}"))?;
         let command = probe.command();
         command.args(["-s", "--fail"]);
@@ -169,7 +176,7 @@ impl Bench {
         if !finished.succeeded() {
             return Err(format!("curl failed ({:?})", finished.code));
         }
-        Ok(millis(finished.wall))
+        Ok(finished)
     }
 
     /// `alerts list` over `conditions` conditions.
