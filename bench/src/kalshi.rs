@@ -87,6 +87,16 @@ pub struct Cycle {
     pub took_ms: u64,
 }
 
+/// The peak resident memory the monitor reports of itself when it stops
+/// (`peak_rss_kib`, its `VmHWM`), in KiB.
+pub fn peak_rss_in(text: &str) -> Option<u64> {
+    text.lines()
+        .rev()
+        .find(|line| line.contains("monitor stopped"))
+        .map(|line| field(line, "peak_rss_kib"))
+        .filter(|kib| *kib > 0)
+}
+
 /// The cycles logged in `text`, in order.
 pub fn cycles_in(text: &str) -> Vec<Cycle> {
     text.lines()

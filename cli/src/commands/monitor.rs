@@ -392,7 +392,13 @@ fn run_here(
         };
         monitor.run(&options, stop).await
     });
-    tracing::info!(cycles = report.cycles, fired = report.alerts_fired, stop = ?report.stop, "monitor stopped");
+    tracing::info!(
+        cycles = report.cycles,
+        fired = report.alerts_fired,
+        stop = ?report.stop,
+        peak_rss_kib = peak_memory_kib(),
+        "monitor stopped"
+    );
     // A notifier blocked in a system call (a FIFO nobody reads, a hung
     // network file system) must not keep the process alive for long.
     runtime.shutdown_timeout(Duration::from_secs(1));
@@ -628,6 +634,15 @@ const LOCK_SETTLE: Duration = Duration::from_secs(1);
 /// How often the monitor checks that its lock file is still there when the
 /// file cannot be watched.
 const LOCK_CHECK: Duration = Duration::from_secs(5);
+
+/// The most memory the process has held resident, in KiB (`VmHWM` of
+/// /proc/self/status; Linux only). Unlike `getrusage`, it counts this
+/// program only, not what the process held before it started this program.
+fn peak_memory_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
 
 /// Completes on Ctrl-C or SIGTERM.
 async fn stop_signal() {
