@@ -49,8 +49,8 @@ pub struct ScanRuns {
     pub curl_cpu_ms: Vec<f64>,
     /// The same, curl asking for gzip.
     pub curl_gzip_ms: Vec<f64>,
-    /// Requests of the client that said it accepts gzip.
-    pub accepting_gzip: u64,
+    /// Responses the server sent the client gzipped.
+    pub gzipped: u64,
     /// Fired alerts in the timed runs.
     pub fired: u64,
 }
@@ -144,7 +144,7 @@ impl Bench {
             runs.wall_ms.push(millis(finished.wall));
             runs.cpu_ms.push(millis(finished.cpu));
             runs.requests.push(after.total() - before.total());
-            runs.accepting_gzip += after.accepting_gzip - before.accepting_gzip;
+            runs.gzipped += after.gzipped - before.gzipped;
             let stderr = std::fs::read_to_string(dir.join(kalshi::STDERR)).unwrap_or_default();
             // The monitor's own figure where it gives one: wait4's counts
             // what the process held before exec too, which here varies
