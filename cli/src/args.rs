@@ -442,8 +442,9 @@ pub struct MonitorArgs {
     #[arg(long, value_enum, default_value = "api")]
     pub source: SourceKind,
 
-    /// auto: ask the API for the watched markets only (the `tickers` filter, 100 a request);
-    /// full: read every open market, page after page, as the Python tool does.
+    /// auto: ask the API for the watched markets only (the `tickers` filter, 100 a request,
+    /// and one listing per watched event or series); full: read every open market, page
+    /// after page, as the Python tool does.
     #[arg(long, value_enum, default_value = "auto", value_name = "MODE")]
     pub scan: ScanKind,
 
