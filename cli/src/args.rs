@@ -402,11 +402,16 @@ impl SourceKind {
     }
 }
 
+/// The longest `--interval`, in seconds: the core's limit.
+pub const MAX_INTERVAL_SECS: u64 = kalshi_alerts_core::monitor::MAX_INTERVAL.as_secs();
+
 #[derive(Debug, Clone, Args)]
 pub struct MonitorArgs {
     /// Seconds from the start of one check to the start of the next (a fixed schedule; a
-    /// check that overruns it is followed at once by one check, not a burst).
-    #[arg(long, short = 'i', default_value_t = 60, value_name = "SEC")]
+    /// check that overruns it is followed at once by one check, not a burst). At most
+    /// 31536000 (a year).
+    #[arg(long, short = 'i', default_value_t = 60, value_name = "SEC",
+          value_parser = clap::value_parser!(u64).range(0..=MAX_INTERVAL_SECS))]
     pub interval: u64,
 
     /// Run one check, then exit.

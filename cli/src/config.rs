@@ -125,13 +125,18 @@ fn read(path: &Path, may_set_data_dir: bool) -> CliResult<Option<FileSettings>> 
             (key @ ("data_dir" | "notifiers"), other) => {
                 return Err(fail(key, format!("expected a path, got {other}")))
             }
-            ("interval", toml::Value::Integer(secs)) if secs >= 0 => {
+            ("interval", toml::Value::Integer(secs))
+                if (0..=crate::args::MAX_INTERVAL_SECS as i64).contains(&secs) =>
+            {
                 settings.interval = Some(secs as u64)
             }
             ("interval", other) => {
                 return Err(fail(
                     "interval",
-                    format!("expected whole seconds, got {other}"),
+                    format!(
+                        "expected whole seconds from 0 to {} (a year), got {other}",
+                        crate::args::MAX_INTERVAL_SECS
+                    ),
                 ))
             }
             (key, _) => {

@@ -188,6 +188,18 @@ fn invalid_conditions_are_refused_and_leave_the_file_alone() {
         &["price", "T", "--above", "0.5", "--expires", "soon"],
         "expiry \"soon\"",
     );
+    // Past the year 9999 an expiry could be written but never read back.
+    assert_refused(
+        &sandbox,
+        &["price", "T", "--above", "0.5", "--expires", "10000y"],
+        "is too far away: the last year alerts.json can hold is 9999",
+    );
+    let long = "L".repeat(201);
+    assert_refused(
+        &sandbox,
+        &["price", &long, "--above", "0.5", "--no-check"],
+        "it is longer than 200 characters",
+    );
     assert_refused(
         &sandbox,
         &[
@@ -519,4 +531,32 @@ fn prune_removes_only_expired_conditions() {
         .assert()
         .success()
         .stdout("No expired conditions.\n");
+}
+
+/// `remove` by an id two hand-edited conditions share removes neither.
+#[test]
+fn remove_refuses_an_id_that_two_conditions_share() {
+    let sandbox = Sandbox::new();
+    sandbox.write_alerts(json!([
+        record("same", "price_above", "SOLO", 0.1),
+        record("same", "price_above", "OTHER", 0.1),
+    ]));
+    let before = std::fs::read(sandbox.alerts_path()).unwrap();
+    sandbox
+        .kalshi()
+        .args(["alerts", "remove", "same"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "2 conditions have the id \"same\"; give each its own id in alerts.json",
+        ));
+    assert_eq!(std::fs::read(sandbox.alerts_path()).unwrap(), before);
+}
+
+/// Recorded Kalshi tickers can hold a '/' (`GTEMP-24-1.02/23`).
+#[test]
+fn a_ticker_with_a_slash_is_taken() {
+    let sandbox = Sandbox::new();
+    sandbox.add(&["price", "gtemp-24-1.02/23", "--above", "0.5"]);
+    assert_eq!(sandbox.conditions()[0]["ticker"], "GTEMP-24-1.02/23");
 }

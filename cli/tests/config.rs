@@ -144,7 +144,11 @@ fn a_bad_file_is_refused_naming_the_file_and_the_key() {
         ),
         (
             "interval = -5\n",
-            "key interval: expected whole seconds, got -5",
+            "key interval: expected whole seconds from 0 to 31536000 (a year), got -5",
+        ),
+        (
+            "interval = 9223372036854775807\n",
+            "key interval: expected whole seconds from 0 to 31536000 (a year), got 9223372036854775807",
         ),
         (
             "data_dir = \"elsewhere\"\n",

@@ -714,3 +714,69 @@ fn skip_combos_without_scan_full_is_a_usage_error_before_anything_runs() {
     }
     assert!(server.requests().is_empty(), "{:?}", server.requests());
 }
+
+/// A file edited by hand can hold what `alerts add` never writes: two
+/// conditions under one id (whose state would overwrite each other's, so
+/// they fired at every check), an empty ticker (an empty filter, which the
+/// API reads as none), a series with a '-'. The monitor refuses each,
+/// naming the condition, before it reads any market, and leaves the file.
+#[test]
+fn a_hand_edited_file_with_a_shared_id_or_a_bad_ticker_is_refused_naming_the_condition() {
+    let sandbox = Sandbox::new();
+    let good = record("aaa", "price_above", "SOLO", 0.1);
+    let mut series = record("ser", "price_above", "KX-SERIES", 0.1);
+    series["scope"] = json!("series");
+    let mut far = record("far", "price_above", "SOLO", 0.1);
+    far["expires_at"] = json!("+12027-02-18T00:10:08+00:00");
+    let cases = [
+        (
+            json!([good.clone(), record("aaa", "price_above", "OTHER", 0.1)]),
+            "alert condition 2 in alerts.json (id \"aaa\") has the id of condition 1",
+        ),
+        (
+            json!([good.clone(), record("bbb", "price_above", "", 0.1)]),
+            "alert condition 2 in alerts.json (id \"bbb\") has ticker \"\", which is not a Kalshi \
+             ticker: it has no letter or digit",
+        ),
+        (
+            json!([record("", "price_above", "SOLO", 0.1)]),
+            "alert condition 1 in alerts.json (no id) has an empty id",
+        ),
+        (
+            json!([good.clone(), series]),
+            "(id \"ser\") watches series \"KX-SERIES\", and a series ticker has no '-'",
+        ),
+        (json!([far]), "(id \"far\") has an unreadable expires_at"),
+    ];
+    for (conditions, message) in cases {
+        sandbox.write_alerts(conditions);
+        let before = std::fs::read(sandbox.alerts_path()).unwrap();
+        let output = sandbox
+            .kalshi()
+            .args(["alerts", "monitor", "--once"])
+            .output()
+            .unwrap();
+        let stderr = stderr_of(&output);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(message), "{message} not in: {stderr}");
+        assert!(stderr.contains("fix alerts.json"), "{stderr}");
+        assert_eq!(std::fs::read(sandbox.alerts_path()).unwrap(), before);
+    }
+}
+
+#[test]
+fn an_interval_past_a_year_is_a_usage_error() {
+    let sandbox = Sandbox::new();
+    sandbox.write_alerts(json!([record("aaa", "price_above", "SOLO", 0.1)]));
+    for interval in ["31536001", "18446744073709551615"] {
+        sandbox
+            .kalshi()
+            .args(["alerts", "monitor", "--once", "--interval", interval])
+            .assert()
+            .code(2)
+            .stderr(
+                predicate::str::contains("--interval")
+                    .and(predicate::str::contains("0..=31536000")),
+            );
+    }
+}

@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Datelike, NaiveDateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
@@ -487,9 +487,15 @@ pub fn parse_expiry(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, Str
                 "expiry {text:?} is under a second; expiries are kept to the second"
             ));
         }
+        // alerts.json holds RFC 3339 times, whose years have four digits.
         return now
             .checked_add_signed(span)
-            .ok_or_else(|| format!("expiry {text:?} is too far away"));
+            .filter(|at| at.year() <= 9999)
+            .ok_or_else(|| {
+                format!(
+                    "expiry {text:?} is too far away: the last year alerts.json can hold is 9999"
+                )
+            });
     }
     let at = parse_timestamp(text.trim()).map_err(|_| {
         format!("expiry {text:?} is neither a duration (2h, 30m, 1d) nor an RFC 3339 time")
@@ -534,7 +540,21 @@ mod threshold_number {
         match Value::deserialize(deserializer)? {
             Value::Number(n) => decimal_from_json_number(&n)
                 .ok_or_else(|| D::Error::custom(format!("threshold {n} is out of range"))),
-            Value::String(s) => parse_decimal(&s).map_err(D::Error::custom),
+            // Past 28 decimal places a threshold is rounded, not refused:
+            // it is a plain number, only finer than a Decimal holds.
+            Value::String(s) => parse_decimal(&s)
+                .or_else(|e| {
+                    s.trim()
+                        .parse::<Decimal>()
+                        .ok()
+                        .filter(|_| {
+                            s.trim()
+                                .chars()
+                                .all(|c| c.is_ascii_digit() || matches!(c, '.' | '-' | '+'))
+                        })
+                        .ok_or(e)
+                })
+                .map_err(D::Error::custom),
             other => Err(D::Error::custom(format!(
                 "threshold must be a number, got {other}"
             ))),
@@ -766,10 +786,31 @@ mod tests {
         assert!(parse_expiry("soon", now).is_err());
         assert!(parse_expiry("0s", now).is_err());
         assert!(parse_expiry("500ms", now).is_err());
+        // Past the year 9999 an expiry could be written but not read back.
+        let far = parse_expiry("10000y", now).unwrap_err();
+        assert!(far.contains("too far away"), "{far}");
+        let last = parse_expiry("7900y", now).unwrap();
+        assert_eq!(parse_timestamp(&last.to_rfc3339()).unwrap(), last);
         assert_eq!(
             parse_expiry("2026-12-05T00:00:00", now).unwrap(),
             parse_timestamp("2026-12-05T00:00:00Z").unwrap()
         );
+    }
+
+    #[test]
+    fn a_threshold_string_finer_than_28_places_is_rounded_and_a_word_refused() {
+        let read = |threshold: &str| {
+            serde_json::from_value::<Condition>(json!({
+                "id": "x", "condition_type": "price_above", "ticker": "T",
+                "threshold": threshold,
+            }))
+        };
+        let fine = read("0.12345678901234567890123456789012").unwrap();
+        assert_eq!(fine.threshold, d("0.1234567890123456789012345679"));
+        assert_eq!(read(" 0.25 ").unwrap().threshold, d("0.25"));
+        for bad in ["1_000", "1e5", "lots", ""] {
+            assert!(read(bad).is_err(), "{bad:?} was read");
+        }
     }
 
     #[test]

@@ -60,12 +60,17 @@ pub struct CycleReport {
     pub dispatch: DispatchReport,
 }
 
+/// The longest interval between cycles: a year. Longer ones would overflow
+/// the clock's arithmetic, and no watch needs them.
+pub const MAX_INTERVAL: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
 /// How a run is paced and when it ends on its own.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
     /// From the start of one cycle to the start of the next: cycles keep a
     /// fixed schedule however long each takes. A cycle that overruns it is
     /// followed at once by one cycle, never by a burst of missed ones.
+    /// At most [`MAX_INTERVAL`]; a longer one is taken as that.
     pub interval: Duration,
     /// Stop after this many cycles (`--once` is 1).
     pub max_cycles: Option<u64>,
@@ -508,11 +513,12 @@ impl Monitor {
     }
 
     async fn run_cycles(&mut self, options: &RunOptions, mut shutdown: Shutdown<'_>) -> RunReport {
+        let interval = options.interval.min(MAX_INTERVAL);
         let mut status = MonitorStatus {
             pid: std::process::id(),
             started_at: chrono::Utc::now(),
             source: self.source.describe(),
-            interval_secs: options.interval.as_secs_f64(),
+            interval_secs: interval.as_secs_f64(),
             cycles: 0,
             alerts_fired: 0,
             last_cycle: None,
@@ -587,7 +593,7 @@ impl Monitor {
             status.alerts_fired = report.alerts_fired;
             status.last_cycle = Some(last);
             status.next_cycle_at = more.then(|| {
-                let wait = options.interval.saturating_sub(started.elapsed());
+                let wait = interval.saturating_sub(started.elapsed());
                 chrono::Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default()
             });
             self.fill_delivery_status(&mut status);
@@ -604,10 +610,10 @@ impl Monitor {
                 report.stop = StopReason::CycleLimit;
                 return report;
             }
-            let next = started + options.interval;
-            if tokio::time::Instant::now() > next && !options.interval.is_zero() {
+            let next = started + interval;
+            if tokio::time::Instant::now() > next && !interval.is_zero() {
                 tracing::warn!(
-                    interval_s = options.interval.as_secs_f64(),
+                    interval_s = interval.as_secs_f64(),
                     took_ms = started.elapsed().as_millis() as u64,
                     "cycle took longer than the interval; the next one starts now"
                 );

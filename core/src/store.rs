@@ -62,6 +62,9 @@ pub enum LookupError {
         prefix: String,
         matches: Vec<String>,
     },
+    /// A file edited by hand can give two conditions one id.
+    #[error("{count} conditions have the id {id:?}; give each its own id in alerts.json")]
+    Shared { id: String, count: usize },
 }
 
 /// The first few ambiguous ids: enough to choose, short enough to read.
@@ -87,8 +90,22 @@ impl AlertsFile {
         if prefix.is_empty() {
             return Err(LookupError::NotFound(prefix.to_string()));
         }
-        if let Some(exact) = self.conditions.iter().position(|c| c.id == prefix) {
-            return Ok(exact);
+        let exact: Vec<usize> = self
+            .conditions
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.id == prefix)
+            .map(|(i, _)| i)
+            .collect();
+        match exact.as_slice() {
+            [] => {}
+            [one] => return Ok(*one),
+            many => {
+                return Err(LookupError::Shared {
+                    id: prefix.to_string(),
+                    count: many.len(),
+                })
+            }
         }
         let lower = prefix.to_lowercase();
         let matches: Vec<usize> = self
@@ -427,6 +444,22 @@ mod tests {
         ));
         assert_eq!(file.find("zz"), Err(LookupError::NotFound("zz".into())));
         assert_eq!(file.find(""), Err(LookupError::NotFound("".into())));
+    }
+
+    #[test]
+    fn an_id_two_conditions_share_picks_neither() {
+        let file = AlertsFile {
+            conditions: vec![sample("same"), sample("other"), sample("same")],
+            extra: Map::new(),
+        };
+        assert_eq!(
+            file.find("same"),
+            Err(LookupError::Shared {
+                id: "same".into(),
+                count: 2
+            })
+        );
+        assert_eq!(file.find("oth"), Ok(1));
     }
 
     #[test]

@@ -242,7 +242,8 @@ fn routes(context: &Context, names: &[String]) -> CliResult<Option<Vec<String>>>
     Ok(Some(wanted))
 }
 
-/// Tickers are upper-case letters, digits, `.`, `_` and `-`, with at least
+/// Tickers are upper-case letters, digits, `.`, `_`, `-` and `/` (recorded
+/// tickers such as `GTEMP-24-1.02/23` have one), with at least
 /// one letter or digit, and a `-` only between parts: Kalshi joins a
 /// series, an event's date and a market's strike with it. Lower case is
 /// taken as a typo of upper case rather than refused.
@@ -276,14 +277,21 @@ fn check_ticker(text: &str, scope: Scope) -> CliResult<String> {
     Ok(ticker)
 }
 
+/// The longest ticker taken: Kalshi's are under 100 characters, and a
+/// condition's ticker goes into a request's URL.
+const MAX_TICKER_LEN: usize = 200;
+
 /// Why `ticker` (trimmed, upper case) cannot be a Kalshi ticker, if it
 /// cannot.
-fn ticker_problem(ticker: &str) -> Option<&'static str> {
+pub(crate) fn ticker_problem(ticker: &str) -> Option<&'static str> {
+    if ticker.len() > MAX_TICKER_LEN {
+        return Some("it is longer than 200 characters");
+    }
     if !ticker
         .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/'))
     {
-        return Some("it has characters other than letters, digits, '.', '_' and '-'");
+        return Some("it has characters other than letters, digits, '.', '_', '-' and '/'");
     }
     if !ticker.chars().any(|c| c.is_ascii_alphanumeric()) {
         return Some("it has no letter or digit");

@@ -99,7 +99,9 @@ pub fn rearm(context: &Context, id_prefix: &str) -> CliResult<ExitCode> {
     let file = context.store().load()?;
     let index = file.find(id_prefix).map_err(|e| match e {
         LookupError::NotFound(_) => CliError::usage(e.to_string()),
-        LookupError::Ambiguous { .. } => CliError::invalid(e.to_string()),
+        LookupError::Ambiguous { .. } | LookupError::Shared { .. } => {
+            CliError::invalid(e.to_string())
+        }
     })?;
     let condition = &file.conditions[index];
     let short: String = condition.id.chars().take(8).collect();

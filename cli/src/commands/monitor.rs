@@ -5,6 +5,7 @@
 //! route to a notifier that does not exist, a notifier that cannot deliver.
 //! A daemon therefore never starts only to die of a mistake in its options.
 
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -12,15 +13,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use kalshi_alerts_core::display;
 use kalshi_alerts_core::launcher::{find_launcher, launcher_plugins};
 use kalshi_alerts_core::lock::MonitorLock;
 use kalshi_alerts_core::monitor::Reloaded;
 use kalshi_alerts_core::{
     check_base_url, AlertStore, ClientConfig, Condition, FailureKind, KalshiClient, LaunchError,
     LaunchOutcome, MarketSource, Monitor, MonitorJob, ReplaySource, RunOptions, RunReport,
-    ScanMode, StateStore, StopReason,
+    ScanMode, Scope, StateStore, StopReason,
 };
 
+use super::add::ticker_problem;
 use super::instances::{
     check_routes, describe_failure, load_file, load_notifiers, log_warnings, routes_of, run_checks,
     Setup,
@@ -42,7 +45,7 @@ pub fn run(context: &Context, args: MonitorArgs) -> CliResult<ExitCode> {
         say!("{NO_ALERTS}");
         return Ok(ExitCode::SUCCESS);
     }
-    check_expiries(&conditions)?;
+    check_conditions(&conditions)?;
 
     let launcher_name = match (&args.launcher, args.daemon) {
         (Some(name), _) => name.clone(),
@@ -105,14 +108,51 @@ fn check_scan(args: &MonitorArgs) -> CliResult {
     Ok(())
 }
 
-/// An unreadable expiry would make a condition silently eternal; refuse it.
-fn check_expiries(conditions: &[Condition]) -> CliResult {
-    for condition in conditions {
+/// What `alerts add` would refuse, found in a file written by hand or by
+/// another tool, is refused here too, naming the condition:
+/// - an unreadable expiry, which would make a condition silently eternal;
+/// - an id that is empty or shared: the monitor keeps each condition's
+///   state under its id, so two conditions under one id would overwrite
+///   each other's and fire again at every check;
+/// - a ticker that cannot be Kalshi's (empty, say, which a targeted scan
+///   would send as an empty filter and the API read as none), or a series
+///   with a '-', which no market's series can match.
+fn check_conditions(conditions: &[Condition]) -> CliResult {
+    let mut ids: HashMap<&str, usize> = HashMap::with_capacity(conditions.len());
+    for (number, condition) in conditions.iter().enumerate().map(|(i, c)| (i + 1, c)) {
+        let refuse = |problem: String| {
+            Err(CliError::invalid(format!(
+                "alert condition {number} in alerts.json ({}) {problem}; fix alerts.json or \
+                 remove the condition",
+                if condition.id.is_empty() {
+                    "no id".to_string()
+                } else {
+                    format!("id {:?}", display::clipped(&condition.id, 40))
+                }
+            )))
+        };
         if let Err(e) = condition.expiry() {
-            return Err(CliError::invalid(format!(
-                "condition {} has an unreadable expires_at: {e}; fix alerts.json or remove it",
-                condition.id
-            )));
+            return refuse(format!("has an unreadable expires_at: {e}"));
+        }
+        if condition.id.trim().is_empty() {
+            return refuse("has an empty id".to_string());
+        }
+        if let Some(first) = ids.insert(condition.id.as_str(), number) {
+            return refuse(format!(
+                "has the id of condition {first}: each condition needs its own"
+            ));
+        }
+        if let Some(problem) = ticker_problem(&condition.ticker) {
+            return refuse(format!(
+                "has ticker {:?}, which is not a Kalshi ticker: {problem}",
+                display::clipped(&condition.ticker, 40)
+            ));
+        }
+        if condition.scope == Scope::Series && condition.ticker.contains('-') {
+            return refuse(format!(
+                "watches series {:?}, and a series ticker has no '-'",
+                display::clipped(&condition.ticker, 40)
+            ));
         }
     }
     Ok(())
@@ -452,7 +492,7 @@ fn reloader(
         } else {
             watched.conditions.clone()
         };
-        if let Err(e) = check_expiries(&conditions) {
+        if let Err(e) = check_conditions(&conditions) {
             return Some(Err(e.message));
         }
         let mut notifiers = None;

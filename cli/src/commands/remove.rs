@@ -20,7 +20,9 @@ pub fn run(context: &Context, id_prefix: &str) -> CliResult<ExitCode> {
     let removed = store.update(|file| {
         let index = file.find(id_prefix).map_err(|e| match e {
             LookupError::NotFound(_) => CliError::usage(e.to_string()),
-            LookupError::Ambiguous { .. } => CliError::invalid(e.to_string()),
+            LookupError::Ambiguous { .. } | LookupError::Shared { .. } => {
+                CliError::invalid(e.to_string())
+            }
         })?;
         Ok::<_, CliError>(file.conditions.remove(index))
     })??;
