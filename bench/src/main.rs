@@ -21,7 +21,10 @@ use clap::Parser;
 
 use markets::MarketSet;
 use report::{Cell, Row, Spread, Verdict};
-use rows::{rss_spread, wall_spread, Bench, ScanPlan, ScanRuns, DEFAULT_RATE, UNPACED};
+use rows::{
+    rss_spread, wall_spread, Bench, ScanPlan, ScanRuns, DEFAULT_RATE, IDLE_INTERVAL, IDLE_SETTLE,
+    UNPACED,
+};
 use server::{MarketServer, ServeOptions};
 
 /// Times `kalshi` scans, listing and daemon against a loopback server of synthetic current-
@@ -39,12 +42,13 @@ struct Options {
     #[arg(long)]
     quick: bool,
 
-    /// Seconds the idle daemon is watched [default: 30, 10 with --quick].
-    #[arg(long, value_name = "SEC")]
+    /// Seconds the idle daemon is watched, 1 to 3540 (its next cycle is an hour after its
+    /// first) [default: 30, 10 with --quick].
+    #[arg(long, value_name = "SEC", value_parser = idle_seconds)]
     idle: Option<u64>,
 
-    /// Cycles the daemon runs back to back while its memory is sampled.
-    #[arg(long, default_value_t = 1000, value_name = "N")]
+    /// Cycles the daemon runs back to back while its memory is sampled, at least 10.
+    #[arg(long, default_value_t = 1000, value_name = "N", value_parser = cycle_count)]
     cycles: u64,
 
     /// Also prepare gzipped pages, served to a client that asks for them, and time curl
@@ -58,8 +62,14 @@ struct Options {
     only: Option<Vec<String>>,
 
     /// Only serve this many markets on a loopback port, print its base URL and wait until
-    /// standard input closes (Ctrl-D): for timing or profiling the client by hand.
-    #[arg(long, value_name = "MARKETS", conflicts_with_all = ["only", "quick", "runs"])]
+    /// standard input closes (Ctrl-D): for timing or profiling the client by hand. At least 1,
+    /// and no more than fit in this machine's memory (about 3 KiB a market).
+    #[arg(
+        long,
+        value_name = "MARKETS",
+        value_parser = market_count,
+        conflicts_with_all = ["only", "quick", "runs"]
+    )]
     serve: Option<usize>,
 
     /// The kalshi binary [default: the one beside this program].
@@ -89,6 +99,7 @@ impl Options {
         }
     }
 
+    /// The idle watch; `--idle` is at least 1 s.
     fn idle(&self) -> Duration {
         Duration::from_secs(self.idle.unwrap_or(if self.quick { 10 } else { 30 }))
     }
@@ -98,6 +109,81 @@ impl Options {
             .as_ref()
             .is_none_or(|rows| rows.iter().any(|r| r == row))
     }
+}
+
+/// The longest `--idle`: a minute short of the idle daemon's interval, so that its settling,
+/// its first cycle and the watch all end before its second cycle starts.
+const MAX_IDLE: u64 = IDLE_INTERVAL - 60;
+
+/// The fewest `--cycles`: the cycles row judges memory from a tenth of the way in, which takes
+/// a tenth that is a cycle of its own.
+const MIN_CYCLES: u64 = 10;
+
+/// Resident memory the market server holds per market served, in KiB, rounded up from what
+/// `--serve 100000` holds (247 MB, 253 MB with `--gzip`).
+const SERVED_KIB_PER_MARKET: u64 = 3;
+
+/// `--idle`: seconds that measure something and end before the daemon's next cycle.
+fn idle_seconds(text: &str) -> Result<u64, String> {
+    let seconds: u64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a whole number of seconds"))?;
+    match seconds {
+        0 => Err(format!(
+            "watching the daemon for 0 s measures nothing; give 1 to {MAX_IDLE}"
+        )),
+        s if s > MAX_IDLE => Err(format!(
+            "the idle daemon's second cycle starts {IDLE_INTERVAL} s after its first, and the \
+             watch starts {} s after the first ends; give at most {MAX_IDLE}",
+            IDLE_SETTLE.as_secs()
+        )),
+        s => Ok(s),
+    }
+}
+
+/// `--cycles`: enough cycles for the row to judge.
+fn cycle_count(text: &str) -> Result<u64, String> {
+    let cycles: u64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a whole number"))?;
+    if cycles < MIN_CYCLES {
+        return Err(format!(
+            "memory is judged from a tenth of the way in to the last cycle; give at least \
+             {MIN_CYCLES}"
+        ));
+    }
+    Ok(cycles)
+}
+
+/// `--serve`: a count of markets that fits in this machine's memory.
+fn market_count(text: &str) -> Result<usize, String> {
+    let markets: usize = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a whole number of markets"))?;
+    servable(markets, measure::machine_memory_kib())?;
+    Ok(markets)
+}
+
+/// Whether `markets` can be served on a machine of `memory_kib` (unknown: no ceiling).
+fn servable(markets: usize, memory_kib: Option<u64>) -> Result<(), String> {
+    if markets == 0 {
+        return Err("0 markets serve nothing; give at least 1".into());
+    }
+    let Some(memory_kib) = memory_kib else {
+        return Ok(());
+    };
+    let needed_kib = (markets as u64).saturating_mul(SERVED_KIB_PER_MARKET);
+    if needed_kib > memory_kib {
+        let gib = |kib: u64| kib as f64 / 1024.0 / 1024.0;
+        return Err(format!(
+            "serving {markets} markets takes about {:.1} GiB, more than this machine's {:.1} \
+             GiB; give at most {}",
+            gib(needed_kib),
+            gib(memory_kib),
+            memory_kib / SERVED_KIB_PER_MARKET
+        ));
+    }
+    Ok(())
 }
 
 fn main() -> ExitCode {
@@ -571,7 +657,7 @@ fn daemon_row(bench: &Bench, server: &MarketServer, set: &MarketSet, runs: usize
 fn idle_row(bench: &Bench, server: &MarketServer, set: &MarketSet, idle: Duration) -> Row {
     let mut row = Row::new(
         format!(
-            "daemon between cycles (interval 3600 s), watched {} s",
+            "daemon between cycles (interval {IDLE_INTERVAL} s), watched {} s",
             idle.as_secs()
         ),
         "no CPU use, no polling",
@@ -744,4 +830,61 @@ fn load_average() -> String {
                 .join(" ")
         })
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Options, clap::Error> {
+        Options::try_parse_from(std::iter::once("kalshi-bench").chain(args.iter().copied()))
+    }
+
+    /// The option a refusal names, and that it is a usage error (exit 2).
+    fn refused(args: &[&str]) -> String {
+        let error = parse(args).expect_err("refused");
+        assert_eq!(error.exit_code(), 2, "{error}");
+        error.to_string()
+    }
+
+    #[test]
+    fn counts_that_measure_nothing_are_refused_naming_their_option() {
+        assert!(refused(&["--serve", "0"]).contains("--serve"));
+        assert!(refused(&["--runs", "0"]).contains("--runs"));
+        assert!(refused(&["--cycles", "0"]).contains("--cycles"));
+        assert!(refused(&["--cycles", "9"]).contains("--cycles"));
+        assert!(refused(&["--idle", "0"]).contains("--idle"));
+        assert!(refused(&["--idle=-1"]).contains("--idle"));
+        assert!(refused(&["--idle", &(MAX_IDLE + 1).to_string()]).contains("--idle"));
+    }
+
+    #[test]
+    fn counts_that_measure_something_are_taken() {
+        let options = parse(&["--idle", "1", "--cycles", "10", "--runs", "1"]).unwrap();
+        assert_eq!(options.idle(), Duration::from_secs(1));
+        assert_eq!(options.cycles, 10);
+        assert_eq!(options.runs(), 1);
+        let options = parse(&["--idle", &MAX_IDLE.to_string()]).unwrap();
+        assert_eq!(options.idle(), Duration::from_secs(MAX_IDLE));
+        assert_eq!(parse(&["--serve", "1"]).unwrap().serve, Some(1));
+        assert_eq!(parse(&[]).unwrap().idle(), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn the_longest_idle_watch_ends_well_before_the_next_cycle() {
+        assert!(MAX_IDLE + IDLE_SETTLE.as_secs() + 30 < IDLE_INTERVAL);
+    }
+
+    #[test]
+    fn a_market_count_must_fit_in_memory() {
+        let gib = 1024 * 1024;
+        assert!(servable(0, Some(16 * gib)).is_err());
+        assert!(servable(0, None).is_err());
+        assert!(servable(1, Some(16 * gib)).is_ok());
+        assert!(servable(100_000, Some(gib)).is_ok());
+        assert!(servable(1_000_000, Some(gib)).is_err());
+        assert!(servable(usize::MAX, Some(16 * gib)).is_err());
+        let message = servable(10_000_000, Some(gib)).unwrap_err();
+        assert!(message.contains("give at most 349525"), "{message}");
+    }
 }

@@ -263,7 +263,8 @@ impl Bench {
     ) -> Outcome<Idle> {
         let dir = self.data_dir("idle", set, 100)?;
         let base = server.base_url();
-        let (pid, _) = self.start_daemon(&dir, &base, &["--interval", "3600"])?;
+        let interval = IDLE_INTERVAL.to_string();
+        let (pid, _) = self.start_daemon(&dir, &base, &["--interval", &interval])?;
         let measured = self.watch_idle(&dir, pid, idle);
         let stopped = self.stop_daemon(&dir, &base, pid);
         let idle = measured?;
@@ -364,6 +365,9 @@ pub fn moving_markets(markets: usize) -> Vec<usize> {
 
 /// How long after its first cycle a daemon counts as idle.
 pub const IDLE_SETTLE: Duration = Duration::from_secs(12);
+
+/// The idle daemon's `--interval`, in seconds: its second cycle must fall after the watch.
+pub const IDLE_INTERVAL: u64 = 3600;
 
 /// What an idle daemon spent.
 #[derive(Debug, Clone, Copy)]
