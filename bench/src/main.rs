@@ -58,7 +58,13 @@ struct Options {
 
     /// Only these rows, comma-separated: start, full, rate20, skip, auto, list, daemon, idle,
     /// cycles, eval, full100k, matrix [default: all].
-    #[arg(long, value_delimiter = ',', value_name = "ROWS")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "ROWS",
+        value_parser = clap::builder::PossibleValuesParser::new(ROWS),
+        hide_possible_values = true
+    )]
     only: Option<Vec<String>>,
 
     /// Only serve this many markets on a loopback port, print its base URL and wait until
@@ -110,6 +116,12 @@ impl Options {
             .is_none_or(|rows| rows.iter().any(|r| r == row))
     }
 }
+
+/// The rows `--only` names, in the order they are measured.
+const ROWS: [&str; 12] = [
+    "start", "full", "rate20", "skip", "auto", "list", "daemon", "idle", "cycles", "eval",
+    "full100k", "matrix",
+];
 
 /// The longest `--idle`: a minute short of the idle daemon's interval, so that its settling,
 /// its first cycle and the watch all end before its second cycle starts.
@@ -868,6 +880,21 @@ mod tests {
         assert_eq!(options.idle(), Duration::from_secs(MAX_IDLE));
         assert_eq!(parse(&["--serve", "1"]).unwrap().serve, Some(1));
         assert_eq!(parse(&[]).unwrap().idle(), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn only_takes_the_row_names_and_nothing_else() {
+        let options = parse(&["--only", "full,auto"]).unwrap();
+        assert!(options.wants("full") && options.wants("auto") && !options.wants("start"));
+        let every = ROWS.join(",");
+        let options = parse(&["--only", &every]).unwrap();
+        assert!(ROWS.iter().all(|row| options.wants(row)));
+        for bad in ["bogus", "FULL", "", ",", "full,", "full,,auto", " full"] {
+            let message = refused(&["--only", bad]);
+            assert!(message.contains("--only"), "{bad:?}: {message}");
+        }
+        let message = refused(&["--only", "bogus"]);
+        assert!(ROWS.iter().all(|row| message.contains(row)), "{message}");
     }
 
     #[test]
