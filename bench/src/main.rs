@@ -29,7 +29,8 @@ use server::{MarketServer, ServeOptions};
 
 /// Times `kalshi` scans, listing and daemon against a loopback server of synthetic current-
 /// generation markets, with curl over the same pages as the bound. Exits 0 when it could
-/// measure everything (whether or not the targets are met), 2 when it could not.
+/// measure every row asked for (whether or not the targets are met), 2 when it could not or
+/// its arguments are refused; the table is printed either way.
 #[derive(Debug, Parser)]
 #[command(name = "kalshi-bench")]
 struct Options {
@@ -205,7 +206,7 @@ fn main() -> ExitCode {
     }
     let options = Options::parse();
     match bench(&options) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(status) => ExitCode::from(status),
         Err(message) => {
             eprintln!("kalshi-bench: {message}");
             ExitCode::from(2)
@@ -213,9 +214,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn bench(options: &Options) -> Result<(), String> {
+/// Measures the rows asked for and prints them; the exit status is [`exit_status`]'s.
+fn bench(options: &Options) -> Result<u8, String> {
     if let Some(markets) = options.serve {
-        return serve_only(markets, options.gzip);
+        serve_only(markets, options.gzip)?;
+        return Ok(0);
     }
     let started = Instant::now();
     let kalshi = match &options.kalshi {
@@ -262,7 +265,30 @@ fn bench(options: &Options) -> Result<(), String> {
         );
         println!("{}", report::matrix_table(&results.cells));
     }
-    Ok(())
+    let missing = unmeasured(&results.rows, &results.cells);
+    if missing > 0 {
+        eprintln!("kalshi-bench: {missing} of the rows and cells asked for could not be measured");
+    }
+    Ok(exit_status(&results.rows, &results.cells))
+}
+
+/// How many rows and matrix cells could not be measured.
+fn unmeasured(rows: &[Row], cells: &[Cell]) -> usize {
+    let rows = rows
+        .iter()
+        .filter(|row| row.verdict == Verdict::Unmeasured)
+        .count();
+    rows + cells.iter().filter(|cell| !cell.measured).count()
+}
+
+/// 0 when every row and cell was measured, whether or not it met its target; 2 when any
+/// could not be.
+fn exit_status(rows: &[Row], cells: &[Cell]) -> u8 {
+    if unmeasured(rows, cells) == 0 {
+        0
+    } else {
+        2
+    }
 }
 
 #[derive(Default)]
@@ -476,7 +502,7 @@ fn outcome(row: &mut Row, measured: Result<(Option<Spread>, Option<Spread>, usiz
 }
 
 fn fail(row: &mut Row, message: &str) {
-    row.verdict = Verdict::Missed;
+    row.verdict = Verdict::Unmeasured;
     row.notes.push(format!("could not measure: {message}"));
 }
 
@@ -778,6 +804,7 @@ fn matrix_cell(
         rest_ms: None,
         auto_wall_ms: None,
         auto_requests: 0,
+        measured: true,
     };
     let mut plan = ScanPlan {
         name: format!("cell-{}-{conditions}-full", set.len()),
@@ -797,7 +824,10 @@ fn matrix_cell(
             cell.evaluate_us = Spread::of(&full.evaluate_us);
             cell.rest_ms = Spread::of(&full.rest_ms);
         }
-        Err(message) => eprintln!("kalshi-bench: {}: {message}", plan.name),
+        Err(message) => {
+            cell.measured = false;
+            eprintln!("kalshi-bench: {}: {message}", plan.name);
+        }
     }
     plan.name = format!("cell-{}-{conditions}-auto", set.len());
     plan.full = false;
@@ -806,7 +836,10 @@ fn matrix_cell(
             cell.auto_wall_ms = Spread::of(&auto.wall_ms);
             cell.auto_requests = auto.requests.iter().copied().max().unwrap_or(0);
         }
-        Err(message) => eprintln!("kalshi-bench: {}: {message}", plan.name),
+        Err(message) => {
+            cell.measured = false;
+            eprintln!("kalshi-bench: {}: {message}", plan.name);
+        }
     }
     cell
 }
@@ -895,6 +928,63 @@ mod tests {
         }
         let message = refused(&["--only", "bogus"]);
         assert!(ROWS.iter().all(|row| message.contains(row)), "{message}");
+    }
+
+    fn row(verdict: Verdict) -> Row {
+        let mut row = Row::new("work", "target");
+        row.verdict = verdict;
+        row
+    }
+
+    fn cell(measured: bool) -> Cell {
+        Cell {
+            markets: 1_000,
+            conditions: 10,
+            full_wall_ms: None,
+            full_rss_mib: None,
+            scan_ms: None,
+            evaluate_us: None,
+            rest_ms: None,
+            auto_wall_ms: None,
+            auto_requests: 0,
+            measured,
+        }
+    }
+
+    #[test]
+    fn every_row_measured_exits_0_whether_or_not_its_target_is_met() {
+        let rows = [row(Verdict::Met), row(Verdict::Missed), row(Verdict::None)];
+        assert_eq!(exit_status(&rows, &[cell(true)]), 0);
+        assert_eq!(exit_status(&rows, &[]), 0);
+        assert_eq!(exit_status(&[], &[]), 0);
+    }
+
+    #[test]
+    fn a_row_or_cell_not_measured_exits_2() {
+        let mut failed = row(Verdict::Met);
+        fail(&mut failed, "curl failed");
+        assert_eq!(failed.verdict, Verdict::Unmeasured);
+        let rows = [row(Verdict::Met), failed];
+        assert_eq!(unmeasured(&rows, &[]), 1);
+        assert_eq!(exit_status(&rows, &[]), 2);
+        assert_eq!(
+            exit_status(&[row(Verdict::Met)], &[cell(true), cell(false)]),
+            2
+        );
+        let mut listed = row(Verdict::None);
+        outcome(&mut listed, Err("no kalshi".into()));
+        assert_eq!(exit_status(&[listed], &[]), 2);
+    }
+
+    #[test]
+    fn an_unmeasured_row_still_prints_as_missed() {
+        let mut failed = row(Verdict::None);
+        fail(&mut failed, "curl failed");
+        let table = report::rows_table(&[failed]);
+        assert!(
+            table.contains("| MISSED | could not measure: curl failed |"),
+            "{table}"
+        );
     }
 
     #[test]

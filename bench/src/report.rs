@@ -45,6 +45,8 @@ impl Spread {
 pub enum Verdict {
     Met,
     Missed,
+    /// The row could not be measured (its notes say why); printed as a missed target.
+    Unmeasured,
     /// The row has no target of its own (it is there to explain the others).
     None,
 }
@@ -61,7 +63,7 @@ impl Verdict {
     fn word(self) -> &'static str {
         match self {
             Verdict::Met => "met",
-            Verdict::Missed => "MISSED",
+            Verdict::Missed | Verdict::Unmeasured => "MISSED",
             Verdict::None => "",
         }
     }
@@ -149,6 +151,8 @@ pub struct Cell {
     pub rest_ms: Option<Spread>,
     pub auto_wall_ms: Option<Spread>,
     pub auto_requests: u64,
+    /// Both scans were measured (a failed one shows `-`).
+    pub measured: bool,
 }
 
 /// The cells as a Markdown table: one line per cell, medians with their range.
