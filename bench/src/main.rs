@@ -731,6 +731,11 @@ fn cycles_row(bench: &Bench, server: &MarketServer, set: &MarketSet, cycles: u64
     row.rate = Some(UNPACED);
     let started = Instant::now();
     match bench.daemon_cycles(server, set, cycles) {
+        // Nothing to judge: every checkpoint would read 0.0 MiB, and "flat".
+        Ok(samples) if samples.is_empty() => fail(
+            &mut row,
+            "the daemon ran its cycles before its memory could be sampled",
+        ),
         Ok(samples) => {
             row.runs = 1;
             let at = |cycle: u64| {
