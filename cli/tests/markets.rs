@@ -296,3 +296,23 @@ fn a_scan_shows_progress_on_a_terminal_and_none_when_piped() {
         stderr_of(&piped)
     );
 }
+
+/// `markets show ''` would ask for `/markets/` and then list a whole series.
+#[test]
+fn show_refuses_what_cannot_be_a_ticker_before_asking_the_api() {
+    let sandbox = Sandbox::new();
+    for (ticker, problem) in [
+        ("", "it has no letter or digit"),
+        ("A B", "it has characters other"),
+    ] {
+        sandbox
+            .kalshi()
+            .args(["markets", "show", ticker])
+            .assert()
+            .code(1)
+            .stderr(predicate::str::contains(format!(
+                "ticker {ticker:?} is not a Kalshi ticker: {problem}"
+            )))
+            .stderr(predicate::str::contains("connection refused").not());
+    }
+}

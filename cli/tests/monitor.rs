@@ -578,7 +578,7 @@ fn a_bad_base_url_is_refused_before_anything_runs() {
             "must not carry credentials",
         ),
         (
-            "http://127.0.0.1:9/trade-api/v2?token=x",
+            "http://127.0.0.1:9/trade-api/v2?token=S3CRET",
             "must not have a query",
         ),
     ] {

@@ -129,6 +129,9 @@ impl AlertsFile {
     }
 }
 
+/// The largest alerts.json read: 100,000 conditions take about 40 MB.
+const MAX_FILE_BYTES: u64 = 256 << 20;
+
 /// How long a change waits for another writer's lock.
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -157,6 +160,28 @@ impl AlertStore {
 
     /// Reads the file; a missing file is an empty store.
     pub fn load(&self) -> Result<AlertsFile, StoreError> {
+        // Reading a FIFO would wait for a writer, and a device such as
+        // /dev/zero never ends: only a regular file of a sane size is read.
+        match fs::metadata(&self.path) {
+            Ok(meta) if !meta.is_file() => {
+                return Err(self.io_error(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "is not a regular file (a directory, a FIFO or a device?); it was not read",
+                )))
+            }
+            Ok(meta) if meta.len() > MAX_FILE_BYTES => {
+                return Err(self.io_error(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "is {} bytes, over the {} MiB a file of conditions may hold; it was \
+                         not read",
+                        meta.len(),
+                        MAX_FILE_BYTES >> 20
+                    ),
+                )))
+            }
+            _ => {}
+        }
         let text = match fs::read_to_string(&self.path) {
             Ok(text) => text,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(AlertsFile::default()),
@@ -460,6 +485,28 @@ mod tests {
             })
         );
         assert_eq!(file.find("oth"), Ok(1));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn only_a_regular_file_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = AlertStore::in_dir(dir.path());
+        // A device that never ends, behind a symbolic link.
+        std::os::unix::fs::symlink("/dev/zero", store.path()).unwrap();
+        let err = store.load().unwrap_err().to_string();
+        assert!(err.contains("is not a regular file"), "{err}");
+        let err = store
+            .update(|file| {
+                file.conditions.push(sample("x"));
+                Ok::<_, StoreError>(())
+            })
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is not a regular file"), "{err}");
+        fs::remove_file(store.path()).unwrap();
+        fs::create_dir(store.path()).unwrap();
+        assert!(store.load().is_err());
     }
 
     #[test]

@@ -155,6 +155,11 @@ pub fn quote_line(market: &MarketDetail) -> String {
 
 pub fn show(context: &Context, ticker: &str, as_json: bool) -> CliResult<ExitCode> {
     let wanted = ticker.trim().to_ascii_uppercase();
+    if let Some(problem) = super::add::ticker_problem(&wanted) {
+        return Err(CliError::invalid(format!(
+            "ticker {ticker:?} is not a Kalshi ticker: {problem}"
+        )));
+    }
     let Some(market) = lookup(context, &wanted)? else {
         let mut message = format!("no market {wanted} on Kalshi ({})", context.environment);
         let near = close_matches(context, &wanted);

@@ -547,7 +547,7 @@ fn read_conditions(store: &AlertStore) -> Result<Vec<Condition>, String> {
                  or stop the monitor to stop its alerts"
             ))
         }
-        Ok(metadata) if metadata.len() == 0 => {
+        Ok(metadata) if metadata.is_file() && metadata.len() == 0 => {
             return Err(format!(
                 "alerts file {path} is empty (still being written?); an empty list of \
                  conditions is {{\"conditions\": []}}"

@@ -148,17 +148,21 @@ pub fn check_base_url(text: &str) -> Result<String, String> {
     Ok(trimmed.trim_end_matches('/').to_string())
 }
 
-/// `text` with anything that looks like a login (`user:password@`) before
-/// the host replaced by `****`.
+/// `text` with anything that may hold a secret replaced by `****`: a login
+/// (`user:password@`) before the host, and a query or fragment (`?token=`).
 fn without_login(text: &str) -> String {
     let start = text.find("://").map_or(0, |i| i + 3);
     let authority_end = text[start..]
         .find(['/', '?', '#'])
         .map_or(text.len(), |i| start + i);
-    match text[start..authority_end].rfind('@') {
+    let mut shown = match text[start..authority_end].rfind('@') {
         Some(at) => format!("{}****{}", &text[..start], &text[start + at..]),
         None => text.to_string(),
+    };
+    if let Some(cut) = shown.find(['?', '#']) {
+        shown.replace_range(cut + 1.., "****");
     }
+    shown
 }
 
 /// How the client talks to the API.
@@ -661,13 +665,38 @@ impl KalshiClient {
                 self.read_listing(filters, watched, &mut scan).await?;
             }
             ScanMode::Auto => {
-                for listing in targeted_listings(watched) {
-                    let (name, value) = (listing.0, listing.1.as_str());
-                    self.read_listing(&[(name, value)], watched, &mut scan)
-                        .await?;
+                // One listing the API refuses (a scope or a ticker it
+                // rejects) costs only the conditions it serves: the others
+                // are still checked. Only when it refuses every listing,
+                // which says more of the API or the URL than of one
+                // condition, does the scan fail.
+                let listings = targeted_listings(watched);
+                let mut refused = Vec::new();
+                for (name, value) in &listings {
+                    match self
+                        .read_listing(&[(name, value.as_str())], watched, &mut scan)
+                        .await
+                    {
+                        Ok(()) => {}
+                        Err(e @ SourceError::Refused { status, .. })
+                            if (400..500).contains(&status) && !matches!(status, 408 | 429) =>
+                        {
+                            refused.push(e);
+                        }
+                        Err(e) => return Err(e),
+                    }
                     if scan.truncated {
                         break;
                     }
+                }
+                if !refused.is_empty() && refused.len() == listings.len() {
+                    return Err(refused.swap_remove(0));
+                }
+                for e in &refused {
+                    tracing::warn!(
+                        error = %crate::display::for_log(&e.to_string(), LOGGED_VALUE),
+                        "listing refused; the conditions it serves are not checked this cycle"
+                    );
                 }
             }
         }
@@ -1056,6 +1085,9 @@ mod tests {
             "http://u:S3CRET@h:99999/v2",
             "http://u:S3CRET@exa mple/",
             "u:S3CRET@h",
+            "http://127.0.0.1:9/v2?token=S3CRET",
+            "http://127.0.0.1:9/v2#S3CRET",
+            "http://127.0.0.1:99999/v2?token=S3CRET",
         ] {
             let err = check_base_url(leaky).unwrap_err();
             assert!(!err.contains("S3CRET"), "{leaky}: {err}");
@@ -1075,6 +1107,43 @@ mod server_tests {
         config.page_limit = page_limit;
         config.scan = ScanMode::Full;
         KalshiClient::new(config).unwrap()
+    }
+
+    /// A targeted scan whose event listing the API refuses still reads the
+    /// ticker batch; one whose every listing is refused fails.
+    #[tokio::test]
+    async fn a_refused_listing_costs_only_its_own_conditions() {
+        let markets = fixtures::legacy_markets();
+        let ticker = markets[0]["ticker"].as_str().unwrap().to_string();
+        let mut watched = Watchlist::of_tickers([ticker.clone()]);
+        watched.events.insert("GONE-1".into());
+        let refused = Fault::Status {
+            code: 400,
+            retry_after: None,
+        };
+        let targeted = |server: &TestServer| {
+            let mut config = ClientConfig::new(server.base_url());
+            config.scan = ScanMode::Auto;
+            KalshiClient::new(config).unwrap()
+        };
+
+        // Request 0 is the batch of tickers, request 1 the event's listing.
+        let server =
+            TestServer::start(Scenario::new(markets.clone()).fault_on_request(1, refused.clone()));
+        let scan = targeted(&server).scan(&watched).await.unwrap();
+        assert_eq!(scan.markets.keys().collect::<Vec<_>>(), [&ticker]);
+        assert_eq!(server.requests().len(), 2);
+
+        let server = TestServer::start(
+            Scenario::new(markets)
+                .fault_on_request(0, refused.clone())
+                .fault_on_request(1, refused),
+        );
+        let err = targeted(&server).scan(&watched).await.unwrap_err();
+        assert!(
+            matches!(err, SourceError::Refused { status: 400, .. }),
+            "{err}"
+        );
     }
 
     #[tokio::test]
