@@ -121,6 +121,13 @@ fn opening_failure(e: &rusqlite::Error) -> String {
             "{e}: the file is damaged; move it away and the monitor starts afresh without \
              it, forgetting what fired"
         ),
+        Some(ErrorCode::CannotOpen | ErrorCode::ReadOnly | ErrorCode::PermissionDenied) => {
+            format!(
+                "{e}: the database and the directory holding it must be writable (its journal \
+                 goes beside it); check the data directory's permissions and whether its file \
+                 system is mounted read-only"
+            )
+        }
         _ => e.to_string(),
     }
 }

@@ -353,8 +353,9 @@ impl KalshiClient {
     /// Open markets narrowed by `filters` (`event_ticker`, `series_ticker`)
     /// for which `keep` holds, page after page until `limit` are found or
     /// the listing (or `max_pages`) ends; and whether the listing goes on
-    /// past the pages read, with a cursor not followed. `progress` hears of
-    /// each page.
+    /// past the pages read, with a cursor not followed or one sent twice
+    /// (a loop). A market sent twice is kept once. `progress` hears of each
+    /// page.
     ///
     /// A page without a `markets` array, or whose `cursor` is neither a
     /// string nor `null`, is refused as a scan refuses it: what it holds
@@ -369,8 +370,13 @@ impl KalshiClient {
         use super::page::PageError;
 
         let mut found = Vec::new();
+        // A market a broken listing sends twice is found once.
+        let mut tickers = HashSet::new();
         let mut cursor: Option<String> = None;
         let mut seen = HashSet::new();
+        // A cursor sent again means the listing loops: what was found is
+        // all that can be read, and there may be more.
+        let mut looped = false;
         let (mut pages, mut read) = (0, 0);
         loop {
             if self.config.max_pages.is_some_and(|max| pages >= max) {
@@ -395,15 +401,19 @@ impl KalshiClient {
             for record in records {
                 read += 1;
                 if let Ok(market) = MarketDetail::from_json(record) {
-                    if keep(&market) {
+                    if keep(&market) && tickers.insert(market.market.ticker.clone()) {
                         found.push(market);
                     }
                 }
             }
             progress(pages, read);
-            cursor = next
-                .filter(|next| !next.is_empty() && seen.insert(next.to_string()))
-                .map(String::from);
+            cursor = match next.filter(|next| !next.is_empty()) {
+                Some(next) if !seen.insert(next.to_string()) => {
+                    looped = true;
+                    None
+                }
+                next => next.map(String::from),
+            };
             if found.len() >= limit {
                 found.truncate(limit);
                 break;
@@ -412,7 +422,7 @@ impl KalshiClient {
                 break;
             }
         }
-        Ok((found, cursor.is_some()))
+        Ok((found, cursor.is_some() || looped))
     }
 
     /// GETs `url` as JSON, retrying what can succeed later.
@@ -1336,6 +1346,23 @@ mod server_tests {
         assert_eq!(scan.pages, 2);
         assert!(scan.markets.contains_key("EUCLIMATE-2030"));
         assert_eq!(server.requests().len(), 2);
+    }
+
+    /// `alerts add --event` counts a scope with this: a listing that loops
+    /// must neither count a market twice nor claim to be complete.
+    #[tokio::test]
+    async fn a_lookup_over_a_looping_cursor_counts_each_market_once_and_says_there_may_be_more() {
+        let markets = fixtures::legacy_markets();
+        let scenario = Scenario::new(markets.clone()).fault_on_request(0, Fault::RepeatingCursor);
+        let server = TestServer::start(scenario);
+        let (found, more) = client(&server, 1000)
+            .find_markets(&[], usize::MAX, |_| true, |_, _| {})
+            .await
+            .unwrap();
+        let open = markets.iter().filter(|m| m["status"] == "active").count();
+        assert_eq!(server.requests().len(), 2);
+        assert_eq!(found.len(), open);
+        assert!(more);
     }
 
     #[tokio::test]
