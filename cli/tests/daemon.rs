@@ -470,6 +470,18 @@ fn a_daemon_applies_edits_by_the_next_cycle_and_at_once_on_sighup() {
         log_text(&sandbox)
     );
 
+    // So is a file whose conditions share an id: they would fire at every
+    // check, overwriting each other's state.
+    sandbox.write_alerts(json!([
+        record("c", "price_above", "EUCLIMATE-2030", 0.3),
+        record("c", "volume_above", "CHINAUSGDP-30", 1000.0),
+    ]));
+    signal(pid, libc::SIGHUP);
+    eventually("the shared id refused", Duration::from_secs(20), || {
+        log_text(&sandbox).contains("(id \"c\") has the id of condition 1")
+    });
+    assert_eq!(common::fired_ids(&out), ["c"]);
+
     // A good edit applies at once on SIGHUP, though the interval is an hour.
     sandbox.write_alerts(json!([
         record("c", "price_above", "EUCLIMATE-2030", 0.3),
