@@ -167,6 +167,13 @@ pub struct Monitor {
     unsaved: HashSet<String>,
     /// Conditions already warned about (unsupported or expired), by id.
     warned: HashSet<String>,
+    /// State keys and market tickers forgotten (see
+    /// [`Monitor::forget_gone`]) but not yet deleted from the database.
+    forget_keys: Vec<String>,
+    forget_tickers: Vec<String>,
+    /// The set of conditions changed (or was just loaded): look for the
+    /// state of conditions no longer in it after the next complete scan.
+    sweep: bool,
     /// Where to write the status after each cycle, if anywhere.
     status_file: Option<std::path::PathBuf>,
     /// Asked before each cycle for new conditions or notifiers.
@@ -272,6 +279,9 @@ impl Monitor {
             known: HashMap::default(),
             unsaved: HashSet::new(),
             warned: HashSet::new(),
+            forget_keys: Vec::new(),
+            forget_tickers: Vec::new(),
+            sweep: true,
             status_file: None,
             reload: None,
             wake: None,
@@ -297,6 +307,7 @@ impl Monitor {
             prepared.confirmed = false;
         }
         self.previous = state.markets(scope)?.into_iter().collect();
+        self.sweep = true;
         // A monitor that died mid-delivery left its deliveries leased.
         let released = state.release_leases()?;
         if released > 0 {
@@ -344,6 +355,7 @@ impl Monitor {
                     tracing::info!(conditions = conditions.len(), "conditions reloaded");
                     self.prepared = Prepared::of(&conditions);
                     self.conditions = conditions;
+                    self.sweep = true;
                 }
             }
             Some(Err(e)) => {
@@ -687,6 +699,7 @@ impl Monitor {
         let evaluating = std::time::Instant::now();
         let (fired, changes) = self.evaluate(&scan, now);
         let evaluation = evaluating.elapsed();
+        self.forget_gone(&scan);
         let routes = self.routes(&fired);
         let routed: Vec<(FiredAlert, Vec<String>)> = fired
             .iter()
@@ -728,6 +741,8 @@ impl Monitor {
                 .chain(&routed)
                 .map(|(a, t)| (a, t.clone()))
                 .collect(),
+            forget_conditions: self.forget_keys.iter().map(String::as_str).collect(),
+            forget_markets: self.forget_tickers.iter().map(String::as_str).collect(),
         };
         let committed = self.state.commit_cycle(&commit);
         drop(commit);
@@ -735,6 +750,8 @@ impl Monitor {
         let dispatch = match committed {
             Ok(()) => {
                 self.unsaved.clear();
+                self.forget_keys.clear();
+                self.forget_tickers.clear();
                 self.rewrite_quotes = false;
                 self.write_backlog_outcomes();
                 let mut shutdown = shutdown;
@@ -826,6 +843,68 @@ impl Monitor {
             }
             Err(e) => tracing::error!(error = %e, "cannot start a new state database"),
         }
+    }
+
+    /// After a scan that read every listing to its end (so that a watched
+    /// market it did not find is not open): forgets the state kept for
+    /// markets of an event or series that are gone, and the last quotes of
+    /// markets no condition names that are gone too; after the set of
+    /// conditions changed, also the state of conditions no longer in it.
+    /// The database forgets them at the next commit. Without this, a
+    /// series whose markets open and close would grow the state without
+    /// end. A market that comes back starts afresh, as a new one would.
+    fn forget_gone(&mut self, scan: &Scan) {
+        let scoped = self.conditions.iter().any(|c| !c.scope.is_market());
+        if !scan.complete || !(scoped || self.sweep) {
+            return;
+        }
+        let live: HashMap<&str, Scope> = self
+            .conditions
+            .iter()
+            .map(|c| (c.id.as_str(), c.scope))
+            .collect();
+        let sweep = self.sweep;
+        let gone = |key: &str| {
+            if live.get(key) == Some(&Scope::Market) {
+                return false;
+            }
+            match key.rsplit_once('@') {
+                Some((id, ticker)) if live.get(id).is_some_and(|scope| !scope.is_market()) => {
+                    !scan.markets.contains_key(ticker)
+                }
+                _ => sweep && !live.contains_key(key),
+            }
+        };
+        let keys: Vec<String> = self.known.keys().filter(|k| gone(k)).cloned().collect();
+        for key in &keys {
+            self.known.remove(key);
+            self.unsaved.remove(key);
+        }
+        let named: HashSet<&str> = self
+            .conditions
+            .iter()
+            .filter(|c| c.scope.is_market())
+            .map(|c| c.ticker.as_str())
+            .collect();
+        let tickers: Vec<String> = self
+            .previous
+            .keys()
+            .filter(|t| !scan.markets.contains_key(*t) && !named.contains(t.as_str()))
+            .cloned()
+            .collect();
+        for ticker in &tickers {
+            self.previous.remove(ticker);
+        }
+        if !keys.is_empty() || !tickers.is_empty() {
+            tracing::info!(
+                states = keys.len(),
+                quotes = tickers.len(),
+                "forgot what was kept of markets no longer open or no longer watched"
+            );
+        }
+        self.forget_keys.extend(keys);
+        self.forget_tickers.extend(tickers);
+        self.sweep = false;
     }
 
     /// The instances each fired condition's alerts go to, by condition id;
@@ -1223,6 +1302,101 @@ mod tests {
         assert!(monitor.run_cycle().await.unwrap().fired.is_empty());
         assert!(monitor.state().rearm("ev").unwrap());
         assert_eq!(monitor.run_cycle().await.unwrap().fired.len(), 2);
+    }
+
+    /// A series whose markets open and close: each scan lists two new
+    /// markets of the series `ROT` (the last two gone) beside the market
+    /// `T`, and says whether it read every listing to its end as told.
+    struct Rolling {
+        cycle: usize,
+        complete: Arc<Mutex<bool>>,
+    }
+
+    #[async_trait]
+    impl MarketSource for Rolling {
+        async fn scan(&mut self, watched: &Watchlist) -> Result<Scan, SourceError> {
+            self.cycle += 1;
+            let event = format!("ROT-{}", self.cycle);
+            let frame = vec![
+                listed(&format!("{event}-A"), &event, 40, 42),
+                listed(&format!("{event}-B"), &event, 40, 42),
+                market(40, 42),
+            ];
+            let mut scan = Scan::default();
+            scan.absorb_page(&frame, watched);
+            scan.complete = *self.complete.lock().unwrap();
+            Ok(scan)
+        }
+
+        fn describe(&self) -> String {
+            "rolling".into()
+        }
+    }
+
+    fn sorted<V>(map: HashMap<String, V>) -> Vec<String> {
+        let mut keys: Vec<String> = map.into_keys().collect();
+        keys.sort();
+        keys
+    }
+
+    /// A daemon watching a series whose markets come and go must not keep
+    /// every market it ever saw: what it kept of a gone market is dropped
+    /// after a scan that read every listing, in memory and in the
+    /// database, and so is the state of a condition taken out of the set.
+    #[tokio::test]
+    async fn what_was_kept_of_gone_markets_and_removed_conditions_is_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let complete = Arc::new(Mutex::new(true));
+        let source = Rolling {
+            cycle: 0,
+            complete: Arc::clone(&complete),
+        };
+        let crossing = |id: &str| {
+            let mut c = scoped(id, Scope::Series, "ROT", 0.5);
+            c.condition_type = ConditionType::PriceCrosses;
+            c
+        };
+        let conditions = vec![crossing("rot"), condition("t", "price_below", 0.1)];
+        let mut monitor = Monitor::new(Box::new(source), conditions, vec![]);
+        monitor
+            .use_state(StateStore::open(dir.path()).unwrap(), "prod")
+            .unwrap();
+        for _ in 0..30 {
+            monitor.run_cycle().await.unwrap();
+        }
+        let stored = || StateStore::open(dir.path()).unwrap();
+        assert_eq!(
+            sorted(stored().conditions().unwrap()),
+            ["rot@ROT-30-A", "rot@ROT-30-B", "t"]
+        );
+        assert_eq!(
+            sorted(stored().markets("prod").unwrap()),
+            ["ROT-30-A", "ROT-30-B", "T"]
+        );
+        assert_eq!(monitor.known.len(), 3);
+        assert_eq!(monitor.previous.len(), 3);
+
+        // A scan cut short proves nothing gone: all is kept.
+        *complete.lock().unwrap() = false;
+        monitor.run_cycle().await.unwrap();
+        assert_eq!(stored().conditions().unwrap().len(), 5);
+        assert_eq!(stored().markets("prod").unwrap().len(), 5);
+
+        // The series condition taken out: its states go, and the quotes of
+        // the series' markets, which nothing watches any more.
+        *complete.lock().unwrap() = true;
+        let mut once = Some(vec![condition("t", "price_below", 0.1)]);
+        monitor.reload_with(Box::new(move || {
+            once.take().map(|conditions| {
+                Ok(Reloaded {
+                    conditions: Some(conditions),
+                    notifiers: None,
+                })
+            })
+        }));
+        monitor.run_cycle().await.unwrap();
+        assert_eq!(sorted(stored().conditions().unwrap()), ["t"]);
+        assert_eq!(sorted(stored().markets("prod").unwrap()), ["T"]);
     }
 
     fn frames(prices: &[(i64, i64)]) -> Frames {

@@ -227,6 +227,11 @@ pub struct CycleCommit<'a> {
     pub markets: Vec<&'a Market>,
     /// Fired alerts with the instances each goes to.
     pub fired: Vec<(&'a FiredAlert, Vec<String>)>,
+    /// State keys to forget: markets of an event or series that are no
+    /// longer open, conditions no longer in the set.
+    pub forget_conditions: Vec<&'a str>,
+    /// Markets (in `scope`) whose last quote is no longer needed.
+    pub forget_markets: Vec<&'a str>,
 }
 
 /// The state database.
@@ -471,6 +476,18 @@ impl StateStore {
         self.with(|conn| {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             {
+                // Forgotten first: a market back on the listing since is
+                // written again below.
+                let mut forget =
+                    tx.prepare_cached("DELETE FROM condition_state WHERE condition_id = ?1")?;
+                for key in &cycle.forget_conditions {
+                    forget.execute([key])?;
+                }
+                let mut unquote =
+                    tx.prepare_cached("DELETE FROM market_state WHERE scope = ?1 AND ticker = ?2")?;
+                for ticker in &cycle.forget_markets {
+                    unquote.execute([cycle.scope, ticker])?;
+                }
                 let mut save = tx.prepare_cached(
                     "INSERT INTO condition_state
                        (condition_id, fingerprint, last_value, is_true, last_fired_at, spent, checked_at)
@@ -907,6 +924,7 @@ mod tests {
                 conditions: vec![("c1", "fp".into(), state.clone())],
                 markets: vec![&market],
                 fired: vec![(&fired, names(&["a", "b"]))],
+                ..CycleCommit::default()
             })
             .unwrap();
         drop(store);

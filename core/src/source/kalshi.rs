@@ -184,7 +184,17 @@ pub struct ClientConfig {
     /// Leave multivariate combo markets out of a full scan
     /// (`mve_filter=exclude`).
     pub skip_combos: bool,
+    /// The most pages one listing is followed for (see
+    /// [`MAX_LISTING_PAGES`]).
+    pub max_listing_pages: usize,
 }
+
+/// The most pages one listing of a scan is followed for: at 1,000 markets
+/// a page, ten times the open markets Kalshi lists today. A server whose
+/// cursor keeps naming new pages would otherwise hold the cycle for ever
+/// (at the default rate this many pages take 50 s); the scan stops there
+/// with a warning and uses what it read.
+pub const MAX_LISTING_PAGES: usize = 1000;
 
 /// How a scan reads the markets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -216,6 +226,7 @@ impl ClientConfig {
             retry: RetryPolicy::default(),
             scan: ScanMode::Auto,
             skip_combos: false,
+            max_listing_pages: MAX_LISTING_PAGES,
         }
     }
 }
@@ -672,7 +683,10 @@ impl KalshiClient {
                 } else {
                     &[]
                 };
-                self.read_listing(filters, watched, &mut scan).await?;
+                let read_to_end = self.read_listing(filters, None, watched, &mut scan).await?;
+                // Combos left out, a scope's combo markets are missing
+                // from a listing read to its end.
+                scan.complete = read_to_end && !self.config.skip_combos;
             }
             ScanMode::Auto => {
                 // One listing the API refuses (a scope or a ticker it
@@ -682,12 +696,13 @@ impl KalshiClient {
                 // condition, does the scan fail.
                 let listings = targeted_listings(watched);
                 let mut refused = Vec::new();
-                for (name, value) in &listings {
+                let mut every_one_to_its_end = true;
+                for (name, value, asked) in &listings {
                     match self
-                        .read_listing(&[(name, value.as_str())], watched, &mut scan)
+                        .read_listing(&[(name, value.as_str())], *asked, watched, &mut scan)
                         .await
                     {
-                        Ok(()) => {}
+                        Ok(read_to_end) => every_one_to_its_end &= read_to_end,
                         Err(e @ SourceError::Refused { status, .. })
                             if (400..500).contains(&status) && !matches!(status, 408 | 429) =>
                         {
@@ -702,6 +717,7 @@ impl KalshiClient {
                 if !refused.is_empty() && refused.len() == listings.len() {
                     return Err(refused.swap_remove(0));
                 }
+                scan.complete = every_one_to_its_end && refused.is_empty() && !scan.truncated;
                 for e in &refused {
                     tracing::warn!(
                         error = %crate::display::for_log(&e.to_string(), LOGGED_VALUE),
@@ -713,7 +729,10 @@ impl KalshiClient {
         Ok(scan)
     }
 
-    /// Reads every page of the listing narrowed by `filters` into `scan`.
+    /// Reads every page of the listing narrowed by `filters` into `scan`;
+    /// `true` when it was read to its end, so that a market it did not send
+    /// is not open. A listing of `asked` tickers ends once it has sent that
+    /// many markets, whatever its cursor says.
     ///
     /// Each page is read as it streams in (see [`super::page`]); as soon
     /// as its cursor is read, the next page is requested, so that it
@@ -722,18 +741,20 @@ impl KalshiClient {
     async fn read_listing(
         &mut self,
         filters: &[(&str, &str)],
+        asked: Option<usize>,
         watched: &Watchlist,
         scan: &mut Scan,
-    ) -> Result<(), SourceError> {
+    ) -> Result<bool, SourceError> {
         let mut cursor: Option<String> = None;
         let mut seen_cursors = HashSet::new();
         let mut empty_in_a_row = 0;
         let mut ahead: Option<Prefetch> = None;
+        let (mut pages, mut sent) = (0, 0);
 
         loop {
             if self.config.max_pages.is_some_and(|max| scan.pages >= max) {
                 scan.truncated = true;
-                break;
+                return Ok(false);
             }
             let number = scan.pages + 1;
             let url = self.listing_url(filters, cursor.as_deref());
@@ -743,7 +764,9 @@ impl KalshiClient {
             let early = EarlyRequest {
                 filters,
                 allowed: self.config.max_pages.is_none_or(|max| number < max)
-                    && empty_in_a_row + 1 < MAX_EMPTY_PAGES_IN_A_ROW,
+                    && empty_in_a_row + 1 < MAX_EMPTY_PAGES_IN_A_ROW
+                    && pages + 1 < self.config.max_listing_pages
+                    && asked.is_none(),
                 seen: &seen_cursors,
             };
             let page = self
@@ -755,6 +778,8 @@ impl KalshiClient {
                 0
             };
             scan.pages += 1;
+            pages += 1;
+            sent += page.read;
             scan.markets_read += page.read;
             scan.skipped += page.skipped;
             scan.markets
@@ -763,18 +788,32 @@ impl KalshiClient {
                 progress(scan.pages, scan.markets_read, false);
             }
 
-            let Some(next) = page.cursor else { break };
-            if let Some(reason) = endless(&mut seen_cursors, next.clone(), empty_in_a_row) {
+            let Some(next) = page.cursor else {
+                return Ok(true);
+            };
+            if asked.is_some_and(|asked| sent >= asked) {
+                // Every ticker asked for has had its chance: a page more
+                // could only repeat them.
+                return Ok(true);
+            }
+            let endless = endless(&mut seen_cursors, next.clone(), empty_in_a_row).or_else(|| {
+                (pages >= self.config.max_listing_pages).then(|| {
+                    format!(
+                        "the API has sent {pages} pages of this listing and names another, \
+                         more than any real listing has"
+                    )
+                })
+            });
+            if let Some(reason) = endless {
                 tracing::warn!(
                     url = %self.config.base_url, page = number, markets = scan.markets_read,
                     "{reason}; the scan stops here and uses the {} market(s) read",
                     scan.markets_read
                 );
-                break;
+                return Ok(false);
             }
             cursor = Some(next);
         }
-        Ok(())
     }
 
     /// `GET /markets` of open markets narrowed by `filters`, from `cursor`.
@@ -870,15 +909,22 @@ impl KalshiClient {
 }
 
 /// The listings a targeted scan reads, as one query filter each: the
-/// watched tickers in batches of [`TICKERS_PER_REQUEST`], then one listing
-/// per watched event and per watched series.
-fn targeted_listings(watched: &Watchlist) -> Vec<(&'static str, String)> {
+/// watched tickers in batches of [`TICKERS_PER_REQUEST`], with how many
+/// each asks for, then one listing per watched event and per watched
+/// series.
+fn targeted_listings(watched: &Watchlist) -> Vec<(&'static str, String, Option<usize>)> {
     let tickers: Vec<&str> = watched.tickers.iter().map(String::as_str).collect();
     let batches = tickers
         .chunks(TICKERS_PER_REQUEST)
-        .map(|batch| ("tickers", batch.join(",")));
-    let events = watched.events.iter().map(|e| ("event_ticker", e.clone()));
-    let series = watched.series.iter().map(|s| ("series_ticker", s.clone()));
+        .map(|batch| ("tickers", batch.join(","), Some(batch.len())));
+    let events = watched
+        .events
+        .iter()
+        .map(|e| ("event_ticker", e.clone(), None));
+    let series = watched
+        .series
+        .iter()
+        .map(|s| ("series_ticker", s.clone(), None));
     batches.chain(events).chain(series).collect()
 }
 
@@ -1050,7 +1096,7 @@ mod tests {
         watched.events.insert("EV-1".into());
         watched.series.insert("SER".into());
         let listings = targeted_listings(&watched);
-        let names: Vec<&str> = listings.iter().map(|(name, _)| *name).collect();
+        let names: Vec<&str> = listings.iter().map(|(name, _, _)| *name).collect();
         assert_eq!(
             names,
             [
@@ -1063,9 +1109,11 @@ mod tests {
         );
         let sizes: Vec<usize> = listings[..3]
             .iter()
-            .map(|(_, value)| value.split(',').count())
+            .map(|(_, value, _)| value.split(',').count())
             .collect();
         assert_eq!(sizes, [100, 100, 50]);
+        let asked: Vec<Option<usize>> = listings.iter().map(|(_, _, asked)| *asked).collect();
+        assert_eq!(asked, [Some(100), Some(100), Some(50), None, None]);
         assert_eq!(listings[3].1, "EV-1");
         assert_eq!(listings[4].1, "SER");
         assert!(targeted_listings(&Watchlist::default()).is_empty());
@@ -1107,6 +1155,9 @@ mod tests {
 
 #[cfg(test)]
 mod server_tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
     use kalshi_test_server::{fixtures, Fault, Scenario, TestServer};
 
     use super::*;
@@ -1363,6 +1414,97 @@ mod server_tests {
         assert_eq!(server.requests().len(), 2);
         assert_eq!(found.len(), open);
         assert!(more);
+    }
+
+    /// Answers every request with a page of one market and a cursor never
+    /// sent before; counts the requests.
+    fn fresh_cursor_server() -> (String, Arc<AtomicUsize>) {
+        use std::io::{Read, Write};
+
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        let count = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&count);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().take(200) {
+                let Ok(mut stream) = stream else { break };
+                let mut request = [0u8; 4096];
+                let _ = stream.read(&mut request);
+                let number = counted.fetch_add(1, Ordering::SeqCst) + 1;
+                let body = format!(
+                    r#"{{"markets": [{{"ticker": "NEW-{number}", "event_ticker": "NEW",
+                        "yes_bid_dollars": "0.4100", "yes_ask_dollars": "0.4300"}}],
+                        "cursor": "c{number}"}}"#
+                );
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                     content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(response.as_bytes());
+            }
+        });
+        (format!("http://{address}/trade-api/v2"), count)
+    }
+
+    /// A cursor that names a new page for ever: a batch of tickers ends
+    /// once it has sent as many markets as were asked for, any other
+    /// listing after `max_listing_pages`, and neither counts as complete
+    /// unless it had all it asked for.
+    #[tokio::test]
+    async fn a_cursor_that_never_ends_is_followed_only_so_far() {
+        let (url, requests) = fresh_cursor_server();
+        let mut config = ClientConfig::new(url.clone());
+        config.max_listing_pages = 7;
+        let mut client = KalshiClient::new(config).unwrap();
+        let scan = client
+            .scan(&Watchlist::of_tickers(["NEW-1"]))
+            .await
+            .unwrap();
+        assert_eq!(requests.load(Ordering::SeqCst), 1);
+        assert!(scan.complete && scan.markets.contains_key("NEW-1"));
+
+        let mut watched = Watchlist::default();
+        watched.events.insert("NEW".into());
+        let scan = client.scan(&watched).await.unwrap();
+        assert_eq!(requests.load(Ordering::SeqCst), 1 + 7);
+        assert_eq!(scan.markets.len(), 7);
+        assert!(!scan.complete);
+
+        let mut config = ClientConfig::new(url);
+        config.max_listing_pages = 4;
+        config.scan = ScanMode::Full;
+        let scan = KalshiClient::new(config)
+            .unwrap()
+            .scan(&watched)
+            .await
+            .unwrap();
+        assert_eq!(requests.load(Ordering::SeqCst), 1 + 7 + 4);
+        assert_eq!(scan.pages, 4);
+        assert!(!scan.complete);
+    }
+
+    #[tokio::test]
+    async fn a_full_listing_read_to_its_end_is_complete_but_not_without_its_combos() {
+        let server = TestServer::start(Scenario::new(fixtures::legacy_markets()));
+        let scan = client(&server, 100)
+            .scan(&Watchlist::default())
+            .await
+            .unwrap();
+        assert!(scan.pages > 1 && scan.complete);
+        let mut skipping = client(&server, 100);
+        skipping.set_scan(ScanMode::Full, true);
+        assert!(!skipping.scan(&Watchlist::default()).await.unwrap().complete);
+        let mut limited = ClientConfig::new(server.base_url());
+        limited.page_limit = 100;
+        limited.scan = ScanMode::Full;
+        limited.max_pages = Some(1);
+        let scan = KalshiClient::new(limited)
+            .unwrap()
+            .scan(&Watchlist::default())
+            .await
+            .unwrap();
+        assert!(scan.truncated && !scan.complete);
     }
 
     #[tokio::test]

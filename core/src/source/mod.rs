@@ -79,6 +79,10 @@ pub struct Scan {
     pub skipped: usize,
     /// The scan stopped at the page limit before the last page.
     pub truncated: bool,
+    /// Every listing was read to its end, none refused and none cut short:
+    /// a watched market not in `markets` is not open now. Only then does
+    /// the monitor forget what it kept of markets that are gone.
+    pub complete: bool,
     /// A replay has served its last frame; later scans repeat it.
     pub exhausted: bool,
 }
