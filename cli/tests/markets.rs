@@ -316,3 +316,94 @@ fn show_refuses_what_cannot_be_a_ticker_before_asking_the_api() {
             .stderr(predicate::str::contains("connection refused").not());
     }
 }
+
+/// A person is waiting: a 429 asking for a day's pause is waited out for a
+/// few seconds at most, then the lookup gives up saying why. (The timeout
+/// only stops a hung test; before the cap the lookup waited two minutes.)
+#[test]
+fn a_lookup_does_not_wait_out_a_long_retry_after() {
+    let sandbox = Sandbox::new();
+    let too_many = Fault::Status {
+        code: 429,
+        retry_after: Some("100000".into()),
+    };
+    let scenario = Scenario::new(fixtures::legacy_markets())
+        .fault_on_request(0, too_many.clone())
+        .fault_on_request(1, too_many);
+    let server = TestServer::start(scenario);
+    sandbox
+        .kalshi_at(&server.base_url())
+        .args(["markets", "show", &current_ticker()])
+        .timeout(std::time::Duration::from_secs(60))
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "refused with HTTP 429 after 2 attempt(s)",
+        ));
+    assert_eq!(server.requests().len(), 2);
+}
+
+/// A listing that goes on past the pages a search reads: no match among
+/// those is not "no match", and the person is told how to search the rest.
+#[test]
+fn a_search_cut_short_by_its_page_limit_says_so() {
+    let mut scenario = Scenario::new(fixtures::legacy_markets());
+    for page in 0..100 {
+        let body = json!({
+            "cursor": format!("next-{page}"),
+            "markets": [{"ticker": format!("FILL-{page}"), "event_ticker": "FILL",
+                         "title": "Filler", "status": "active"}]
+        });
+        scenario = scenario.fault_on_request(page, Fault::Page(body.to_string()));
+    }
+    let server = TestServer::start(scenario);
+    let output = Sandbox::new()
+        .kalshi_at(&server.base_url())
+        .args(["markets", "search", "nomatch"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    assert_eq!(
+        stdout_of(&output).trim(),
+        "No match for \"nomatch\" among the open markets read."
+    );
+    assert!(
+        stderr_of(&output).contains("stopped after 100 pages")
+            && stderr_of(&output).contains("--event or --series"),
+        "{}",
+        stderr_of(&output)
+    );
+    assert_eq!(server.requests().len(), 100);
+}
+
+/// `alerts add --event` counts what the monitor will watch: markets of
+/// another event, sent by a server that ignores the filter, are not counted.
+#[test]
+fn add_counts_only_the_markets_of_the_scope_whatever_the_server_sends() {
+    let markets = fixtures::legacy_markets();
+    let event = markets
+        .iter()
+        .find(|m| m["status"] == "active" && m["event_ticker"] == "USCLIMATE")
+        .map(|m| m["event_ticker"].as_str().unwrap().to_string())
+        .expect("the recording has the USCLIMATE event");
+    let open_of_event = markets
+        .iter()
+        .filter(|m| m["status"] == "active" && m["event_ticker"] == event.as_str())
+        .count();
+    // Every listing answered with the whole page, unfiltered.
+    let page = json!({"cursor": "", "markets": markets});
+    let scenario =
+        Scenario::new(markets.clone()).fault_on_request(0, Fault::Page(page.to_string()));
+    let server = TestServer::start(scenario);
+    let sandbox = Sandbox::new();
+    sandbox
+        .kalshi_at(&server.base_url())
+        .args([
+            "alerts", "add", "price", "--event", &event, "--above", "0.9",
+        ])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!(
+            "Watches {open_of_event} open market"
+        )));
+}

@@ -7,7 +7,7 @@ use std::time::Duration;
 use kalshi_alerts_core::display::printable;
 use kalshi_alerts_core::market::MarketDetail;
 use kalshi_alerts_core::price::format_price;
-use kalshi_alerts_core::{Condition, KalshiClient, Market, Scope};
+use kalshi_alerts_core::{Condition, KalshiClient, Market, Scope, Watchlist};
 use serde_json::json;
 
 use super::Context;
@@ -62,9 +62,22 @@ pub fn open_markets_of(context: &Context, scope: Scope, ticker: &str) -> CliResu
         Scope::Event => ("event_ticker", ticker),
         Scope::Series => ("series_ticker", ticker),
     };
+    // Counted as the monitor will see them: a server that ignored the
+    // filter would otherwise have other scopes' markets counted.
+    let mut scoped = Watchlist::default();
+    match scope {
+        Scope::Market => scoped.tickers.insert(ticker.to_string()),
+        Scope::Event => scoped.events.insert(ticker.to_string()),
+        Scope::Series => scoped.series.insert(ticker.to_string()),
+    };
     let mut client = client(context, Some(SCOPE_PAGES))?;
     let (found, more) = runtime()?
-        .block_on(client.find_markets(&[filter], usize::MAX, |_| true, |_, _| {}))
+        .block_on(client.find_markets(
+            &[filter],
+            usize::MAX,
+            |m| scoped.wants(&m.market.ticker, &m.market.event_ticker),
+            |_, _| {},
+        ))
         .map_err(|e| CliError::invalid(format!("cannot look up {scope} {ticker}: {e}")))?;
     Ok(OpenCount {
         count: found.len(),
@@ -256,7 +269,7 @@ pub fn search(
     let mut client = client(context, Some(SEARCH_PAGES))?;
     let progress = crate::progress::Progress::start("searching");
     progress.update(0, 0);
-    let (found, _) = runtime()?
+    let (found, more) = runtime()?
         .block_on(client.find_markets(
             &filters,
             limit,
@@ -276,8 +289,21 @@ pub fn search(
         );
         return Ok(ExitCode::SUCCESS);
     }
+    // Fewer than asked for, and the listing went on: the search stopped
+    // at its page limit, not at the last market.
+    let cut_short = more && found.len() < limit;
+    if cut_short {
+        crate::output::error_line(format_args!(
+            "warning: the search stopped after {SEARCH_PAGES} pages of open markets and the \
+             listing goes on; narrow it with --event or --series to search the rest"
+        ));
+    }
     if found.is_empty() {
-        say!("No open market matches {text:?}.");
+        if cut_short {
+            say!("No match for {text:?} among the open markets read.");
+        } else {
+            say!("No open market matches {text:?}.");
+        }
         return Ok(ExitCode::SUCCESS);
     }
     let price = |p: Option<rust_decimal::Decimal>| p.map_or("-".to_string(), format_price);

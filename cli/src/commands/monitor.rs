@@ -245,10 +245,15 @@ fn build_source(context: &Context, args: &MonitorArgs) -> CliResult<Box<dyn Mark
     Ok(Box::new(client))
 }
 
+/// The longest `Retry-After` a command a person waits for honours before
+/// its last attempt; the monitor honours up to two minutes.
+const LOOKUP_RETRY_AFTER: Duration = Duration::from_secs(5);
+
 /// A client of the market API: `KALSHI_API_BASE_URL` if set (checked),
 /// else the host of `--env`.
 /// `attempts` replaces the number of attempts per request (a command a
-/// person waits for gives up sooner than the monitor).
+/// person waits for gives up sooner than the monitor, and waits at most
+/// [`LOOKUP_RETRY_AFTER`] between them).
 pub fn api_client(
     context: &Context,
     max_pages: Option<usize>,
@@ -268,6 +273,8 @@ pub fn api_client(
     config.timeout = timeout;
     if let Some(attempts) = attempts {
         config.retry.max_attempts = attempts;
+        // A server asking for a long pause is not waited out either.
+        config.retry.max_retry_after = LOOKUP_RETRY_AFTER;
     }
     KalshiClient::new(config).map_err(|e| CliError::invalid(e.to_string()))
 }
