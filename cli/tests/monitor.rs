@@ -485,6 +485,31 @@ fn unsupported_and_expired_conditions_are_skipped() {
     assert!(stderr.contains("kind=sentiment_shift"), "{stderr}");
 }
 
+/// A condition whose market no scan finds (closed, mistyped, or a combo
+/// `--skip-combos` leaves out) is said once, not in every cycle, and only
+/// after a scan that read every listing; one whose market is listed is not.
+#[test]
+fn a_condition_whose_market_is_not_listed_is_warned_about_once() {
+    for scan in ["auto", "full"] {
+        let sandbox = Sandbox::new();
+        sandbox.write_alerts(json!([
+            record("gone", "price_above", "GONE-99-X", 0.1),
+            record("live", "price_above", "EUCLIMATE-2030", 0.1),
+        ]));
+        let server = TestServer::start(Scenario::new(legacy()));
+        let output = monitor(&sandbox, &server, &["--cycles", "3", "--scan", scan]);
+        assert!(output.status.success(), "{}", stderr_of(&output));
+        assert_fired(&sandbox, &["live"]);
+        let stderr = stderr_of(&output);
+        let warned: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.contains("no open market found for this condition"))
+            .collect();
+        assert_eq!(warned.len(), 1, "{scan}: {stderr}");
+        assert!(warned[0].contains("id=gone"), "{}", warned[0]);
+    }
+}
+
 #[test]
 fn unknown_notifier_or_launcher_is_refused_before_anything_runs() {
     let sandbox = Sandbox::new();

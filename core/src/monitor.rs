@@ -167,6 +167,9 @@ pub struct Monitor {
     unsaved: HashSet<String>,
     /// Conditions already warned about (unsupported or expired), by id.
     warned: HashSet<String>,
+    /// Conditions warned about because a complete scan found none of their
+    /// markets, until one is listed again.
+    unlisted: HashSet<String>,
     /// State keys and market tickers forgotten (see
     /// [`Monitor::forget_gone`]) but not yet deleted from the database.
     forget_keys: Vec<String>,
@@ -279,6 +282,7 @@ impl Monitor {
             known: HashMap::default(),
             unsaved: HashSet::new(),
             warned: HashSet::new(),
+            unlisted: HashSet::new(),
             forget_keys: Vec::new(),
             forget_tickers: Vec::new(),
             sweep: true,
@@ -959,8 +963,20 @@ impl Monitor {
                 Scope::Event | Scope::Series => scopes.members(condition),
             };
             if markets.is_empty() {
-                tracing::debug!(ticker = %condition.ticker, scope = %condition.scope,
-                    "watched market not listed this cycle");
+                // Said once while it lasts, and only when the scan read every
+                // listing: then the market is not open, or not asked for.
+                if scan.complete && self.unlisted.insert(condition.id.clone()) {
+                    tracing::warn!(id = %condition.id, ticker = %condition.ticker,
+                        scope = %condition.scope,
+                        "no open market found for this condition (closed, settled, mistyped, \
+                         or a combo --skip-combos leaves out); it is checked again every cycle");
+                } else {
+                    tracing::debug!(ticker = %condition.ticker, scope = %condition.scope,
+                        "watched market not listed this cycle");
+                }
+            } else if !self.unlisted.is_empty() && self.unlisted.remove(&condition.id) {
+                tracing::info!(id = %condition.id, ticker = %condition.ticker,
+                    "the condition's market is listed again");
             }
             let needs_previous = condition.condition_type.needs_previous();
             for &market in markets {
