@@ -4,7 +4,9 @@
 //! pages of 1,000, and every market record as a slice of its page. A request for one of those
 //! pages is answered with the prepared bytes (gzipped ahead too, when asked for); a narrowed
 //! listing (`tickers`, `event_ticker`, `series_ticker`, `mve_filter`, another `limit`) joins the
-//! prepared records, a copy of at most one page. Requests are counted by kind.
+//! prepared records, a copy of at most one page. Requests are counted by kind. A method other
+//! than GET is refused (405), and so is a query the API would refuse (400): an `mve_filter`
+//! other than `exclude` or `only`, a `limit` or `cursor` that cannot be read.
 //!
 //! A cursor is the position in the listing to go on from, so no request walks what earlier
 //! pages covered. Markets listed as moving show their quote moved up on every other scan of a
@@ -20,8 +22,8 @@ use std::thread::JoinHandle;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
-use axum::http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE};
-use axum::http::StatusCode;
+use axum::http::header::{ACCEPT_ENCODING, ALLOW, CONTENT_ENCODING, CONTENT_TYPE};
+use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use axum::Router;
 use flate2::write::GzEncoder;
@@ -448,7 +450,8 @@ impl ListingQuery {
                 }
                 "event_ticker" => parsed.event = Some(value),
                 "series_ticker" => parsed.series = Some(value),
-                "mve_filter" => parsed.mve = Some(value),
+                "mve_filter" if value == "exclude" || value == "only" => parsed.mve = Some(value),
+                "mve_filter" => return Err(format!("mve_filter {value:?}: give exclude or only")),
                 _ => {}
             }
         }
@@ -457,6 +460,15 @@ impl ListingQuery {
 }
 
 async fn answer(State(exchange): State<Arc<Exchange>>, request: Request) -> Response {
+    // The market API is read-only: anything but GET is refused before any other work.
+    if request.method() != Method::GET {
+        bump(&exchange.counters.other);
+        let mut response = refusal(StatusCode::METHOD_NOT_ALLOWED, "only GET is served");
+        response
+            .headers_mut()
+            .insert(ALLOW, "GET".parse().expect("a header value"));
+        return response;
+    }
     let accepts_gzip = request
         .headers()
         .get(ACCEPT_ENCODING)
@@ -494,7 +506,12 @@ fn json(body: Bytes) -> Response {
 }
 
 fn refusal(status: StatusCode, reason: &str) -> Response {
-    let body = serde_json::json!({ "error": { "code": "bad_request", "message": reason } });
+    let code = match status {
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        _ => "bad_request",
+    };
+    let body = serde_json::json!({ "error": { "code": code, "message": reason } });
     let mut response = json(Bytes::from(body.to_string()));
     *response.status_mut() = status;
     response
@@ -567,6 +584,69 @@ mod tests {
         assert_eq!(query.position, 2000);
         assert_eq!(query.tickers.unwrap(), ["A-1", "B-2"]);
         assert!(ListingQuery::parse("cursor=elsewhere").is_err());
+    }
+
+    #[test]
+    fn mve_filter_takes_exclude_or_only_and_refuses_anything_else() {
+        let mve = |query: &str| ListingQuery::parse(query).map(|q| q.mve);
+        assert_eq!(
+            mve("mve_filter=exclude").unwrap().as_deref(),
+            Some("exclude")
+        );
+        assert_eq!(mve("mve_filter=only").unwrap().as_deref(), Some("only"));
+        assert_eq!(mve("status=open").unwrap(), None);
+        for bad in ["bogus", "", "EXCLUDE", "exclude%20"] {
+            let refused = mve(&format!("mve_filter={bad}")).unwrap_err();
+            assert!(refused.contains("mve_filter"), "{bad:?}: {refused}");
+        }
+    }
+
+    /// What the server answers `method path` with: its status and its body as JSON.
+    fn ask(method: &str, path: &str) -> (StatusCode, serde_json::Value) {
+        let exchange =
+            Arc::new(Exchange::prepare(&MarketSet::new(5), &ServeOptions::default()).unwrap());
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .body(Body::empty())
+            .unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let response = runtime.block_on(answer(State(exchange), request));
+        let status = response.status();
+        (status, serde_json::from_slice(&body_of(response)).unwrap())
+    }
+
+    #[test]
+    fn only_get_is_served_and_a_bad_listing_query_is_refused() {
+        let listing = "/trade-api/v2/markets?status=open";
+        let (status, page) = ask("GET", listing);
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(page["markets"].as_array().unwrap().len(), 5);
+        for method in ["POST", "PUT", "DELETE", "PATCH", "HEAD"] {
+            let (status, error) = ask(method, listing);
+            assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{method}");
+            assert_eq!(error["error"]["code"], "method_not_allowed", "{method}");
+        }
+        let (status, error) = ask("POST", "/trade-api/v2/markets/NOPE");
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{error}");
+        let (status, error) = ask("GET", "/trade-api/v2/markets?mve_filter=bogus");
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(
+            error["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("bogus"),
+            "{error}"
+        );
+        let (status, _) = ask("GET", "/trade-api/v2/markets?mve_filter=only");
+        assert_eq!(status, StatusCode::OK);
+        let (status, error) = ask("GET", "/trade-api/v2/elsewhere");
+        assert_eq!(
+            (status, error["error"]["code"].as_str()),
+            (StatusCode::NOT_FOUND, Some("not_found"))
+        );
     }
 
     #[test]
