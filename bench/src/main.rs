@@ -34,7 +34,7 @@ use server::{MarketServer, ServeOptions};
 #[derive(Debug, Parser)]
 #[command(name = "kalshi-bench")]
 struct Options {
-    /// Timed runs of each row (after one untimed run) [default: 10, 3 with --quick].
+    /// Timed runs of each row (after one untimed run), 1 to 100 [default: 10, 3 with --quick].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
     runs: Option<u32>,
 
@@ -909,6 +909,21 @@ mod tests {
     }
 
     #[test]
+    fn the_help_of_each_count_gives_its_range() {
+        use clap::CommandFactory;
+        let command = Options::command();
+        let help = |id: &str| {
+            let arg = command.get_arguments().find(|a| a.get_id() == id);
+            arg.and_then(|a| a.get_help()).unwrap().to_string()
+        };
+        assert!(help("runs").contains("1 to 100"), "{}", help("runs"));
+        assert!(help("idle").contains(&format!("1 to {MAX_IDLE}")));
+        assert!(help("cycles").contains(&format!("at least {MIN_CYCLES}")));
+        assert!(parse(&["--runs", "100"]).is_ok());
+        assert!(refused(&["--runs", "101"]).contains("--runs"));
+    }
+
+    #[test]
     fn counts_that_measure_something_are_taken() {
         let options = parse(&["--idle", "1", "--cycles", "10", "--runs", "1"]).unwrap();
         assert_eq!(options.idle(), Duration::from_secs(1));
@@ -982,14 +997,15 @@ mod tests {
     }
 
     #[test]
-    fn an_unmeasured_row_still_prints_as_missed() {
+    fn an_unmeasured_row_prints_as_not_measured_and_a_measured_miss_as_missed() {
         let mut failed = row(Verdict::None);
         fail(&mut failed, "curl failed");
-        let table = report::rows_table(&[failed]);
+        let table = report::rows_table(&[failed, row(Verdict::Missed)]);
         assert!(
-            table.contains("| MISSED | could not measure: curl failed |"),
+            table.contains("| not measured | could not measure: curl failed |"),
             "{table}"
         );
+        assert_eq!(table.matches("MISSED").count(), 1, "{table}");
     }
 
     #[test]

@@ -45,7 +45,8 @@ impl Spread {
 pub enum Verdict {
     Met,
     Missed,
-    /// The row could not be measured (its notes say why); printed as a missed target.
+    /// The row could not be measured (its notes say why): printed as `not measured`, never as a
+    /// missed target, which is a measured figure past its target.
     Unmeasured,
     /// The row has no target of its own (it is there to explain the others).
     None,
@@ -63,7 +64,8 @@ impl Verdict {
     fn word(self) -> &'static str {
         match self {
             Verdict::Met => "met",
-            Verdict::Missed | Verdict::Unmeasured => "MISSED",
+            Verdict::Missed => "MISSED",
+            Verdict::Unmeasured => "not measured",
             Verdict::None => "",
         }
     }
