@@ -48,7 +48,8 @@ struct Options {
     #[arg(long, value_name = "SEC", value_parser = idle_seconds)]
     idle: Option<u64>,
 
-    /// Cycles the daemon runs back to back while its memory is sampled, at least 10.
+    /// Cycles the daemon runs back to back while its memory is sampled, at least 10; memory is
+    /// flat when its trend over the second half rises less than 384 KiB.
     #[arg(long, default_value_t = 1000, value_name = "N", value_parser = cycle_count)]
     cycles: u64,
 
@@ -128,8 +129,8 @@ const ROWS: [&str; 12] = [
 /// its first cycle and the watch all end before its second cycle starts.
 const MAX_IDLE: u64 = IDLE_INTERVAL - 60;
 
-/// The fewest `--cycles`: the cycles row judges memory from a tenth of the way in, which takes
-/// a tenth that is a cycle of its own.
+/// The fewest `--cycles`: the cycles row judges memory by its trend over the second half of
+/// the cycles, which takes a few cycles there.
 const MIN_CYCLES: u64 = 10;
 
 /// Resident memory the market server holds per market served, in KiB, rounded up from what
@@ -161,8 +162,8 @@ fn cycle_count(text: &str) -> Result<u64, String> {
         .map_err(|_| format!("{text:?} is not a whole number"))?;
     if cycles < MIN_CYCLES {
         return Err(format!(
-            "memory is judged from a tenth of the way in to the last cycle; give at least \
-             {MIN_CYCLES}"
+            "memory is judged by its trend over the second half of the cycles; give at \
+             least {MIN_CYCLES}"
         ));
     }
     Ok(cycles)
@@ -745,8 +746,6 @@ fn cycles_row(bench: &Bench, server: &MarketServer, set: &MarketSet, cycles: u64
                     .or(samples.last())
                     .map_or(0.0, |(_, kib)| *kib as f64 / 1024.0)
             };
-            let settled = at(cycles / 10);
-            let last = samples.last().map_or(0.0, |(_, kib)| *kib as f64 / 1024.0);
             let checkpoints: Vec<String> = std::iter::once(1)
                 .chain((1..=10).map(|tenth| cycles * tenth / 10))
                 .map(|cycle| format!("{cycle}: {:.1}", at(cycle)))
@@ -756,12 +755,57 @@ fn cycles_row(bench: &Bench, server: &MarketServer, set: &MarketSet, cycles: u64
                 checkpoints.join(", "),
                 started.elapsed().as_secs_f64()
             ));
-            // Flat: no more than 2 % (or 1 MiB) above where it stood a tenth of the way in.
-            row.verdict = Verdict::from(last - settled <= (settled * 0.02).max(1.0));
+            match second_half_rise_kib(&samples, cycles) {
+                Some(rise) => {
+                    row.notes.push(format!(
+                        "RSS rise over cycles {} to {cycles}, by the least-squares line through \
+                         their samples: {rise:+.0} KiB (flat: under {FLAT_RISE_KIB:.0} KiB)",
+                        cycles / 2
+                    ));
+                    row.verdict = Verdict::from(rise < FLAT_RISE_KIB);
+                }
+                None => fail(
+                    &mut row,
+                    "fewer than two memory samples in the second half of the cycles",
+                ),
+            }
         }
         Err(message) => fail(&mut row, &message),
     }
     row
+}
+
+/// The most the cycles row's memory may rise over the second half of its cycles and still be
+/// flat, in KiB. What a leak of L KiB a cycle adds there is L × cycles / 2: 500 KiB for 1 KiB a
+/// cycle over 1,000 cycles. Runs without a leak, under load or not, measured −425 to +289 KiB:
+/// the allocator moves RSS up and down by up to a MiB between samples, and in a run slowed by
+/// other work memory may still be settling. More `--cycles` tell a leak apart more surely.
+const FLAT_RISE_KIB: f64 = 384.0;
+
+/// How far resident memory rose over the second half of the cycles, in KiB: the rise of the
+/// least-squares line through the samples of cycle `cycles / 2` on, across that half. A line
+/// through every sample, not the difference of two, so that one sample of allocator jitter at
+/// either end decides nothing; the second half, so that start-up growth is left out. `None`
+/// with fewer than two samples, or all of one cycle, there.
+fn second_half_rise_kib(samples: &[(u64, u64)], cycles: u64) -> Option<f64> {
+    let middle = cycles / 2;
+    let half: Vec<(f64, f64)> = samples
+        .iter()
+        .filter(|(cycle, _)| *cycle >= middle)
+        .map(|&(cycle, kib)| (cycle as f64, kib as f64))
+        .collect();
+    let n = half.len() as f64;
+    let mean_cycle = half.iter().map(|(c, _)| c).sum::<f64>() / n;
+    let mean_kib = half.iter().map(|(_, k)| k).sum::<f64>() / n;
+    let spread: f64 = half.iter().map(|(c, _)| (c - mean_cycle).powi(2)).sum();
+    if half.len() < 2 || spread == 0.0 {
+        return None;
+    }
+    let covariance: f64 = half
+        .iter()
+        .map(|(c, k)| (c - mean_cycle) * (k - mean_kib))
+        .sum();
+    Some(covariance / spread * (cycles - middle) as f64)
 }
 
 fn evaluation_row(bench: &Bench, server: &MarketServer, set: &MarketSet, runs: usize) -> Row {
@@ -1006,6 +1050,56 @@ mod tests {
             "{table}"
         );
         assert_eq!(table.matches("MISSED").count(), 1, "{table}");
+    }
+
+    /// Samples every cycle from 1 to `cycles`: `kib(cycle)`.
+    fn series(cycles: u64, kib: impl Fn(u64) -> f64) -> Vec<(u64, u64)> {
+        (1..=cycles).map(|c| (c, kib(c).round() as u64)).collect()
+    }
+
+    /// Allocator jitter as the cycles row sees it: RSS stepping between 12.8 and 13.8 MiB,
+    /// after growing from 11 MiB over the first 100 cycles.
+    fn jitter(cycle: u64) -> f64 {
+        const STEPS: [f64; 5] = [12.9, 13.8, 13.6, 13.5, 12.8];
+        if cycle < 100 {
+            return 11.0 * 1024.0 + cycle as f64 * 20.0;
+        }
+        STEPS[(cycle as usize / 37) % STEPS.len()] * 1024.0
+    }
+
+    #[test]
+    fn memory_stepping_up_and_down_is_flat_and_a_kib_a_cycle_is_not() {
+        for cycles in [1000, 2000] {
+            let flat = second_half_rise_kib(&series(cycles, jitter), cycles).unwrap();
+            assert!(flat.abs() < FLAT_RISE_KIB, "{cycles}: {flat}");
+            let leak = |c: u64| jitter(c) + c as f64;
+            let leaking = second_half_rise_kib(&series(cycles, leak), cycles).unwrap();
+            assert!(leaking >= FLAT_RISE_KIB, "{cycles}: {leaking}");
+        }
+        // The old rule let 1 MiB through over 900 cycles; this is 900 KiB.
+        let steady = |c: u64| 13.0 * 1024.0 + c as f64;
+        let rise = second_half_rise_kib(&series(1000, steady), 1000).unwrap();
+        assert!((rise - 500.0).abs() < 1.0, "{rise}");
+        // Start-up growth in the first half is left out.
+        let settled = |c: u64| {
+            if c < 400 {
+                11.0 * 1024.0 + c as f64 * 8.0
+            } else {
+                14_000.0
+            }
+        };
+        let rise = second_half_rise_kib(&series(1000, settled), 1000).unwrap();
+        assert!(rise.abs() < 1.0, "{rise}");
+    }
+
+    #[test]
+    fn the_trend_needs_two_cycles_sampled_in_the_second_half() {
+        assert_eq!(second_half_rise_kib(&[], 1000), None);
+        assert_eq!(second_half_rise_kib(&[(10, 1), (600, 2)], 1000), None);
+        assert_eq!(second_half_rise_kib(&[(700, 1), (700, 2)], 1000), None);
+        let two = second_half_rise_kib(&[(500, 1000), (1000, 1100)], 1000).unwrap();
+        assert!((two - 100.0).abs() < 1e-9, "{two}");
+        assert!(second_half_rise_kib(&series(10, jitter), 10).is_some());
     }
 
     #[test]
