@@ -9,10 +9,11 @@
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
+use crate::interrupt;
 use crate::measure::Probe;
 
 /// Where one command's output goes, in its data directory.
@@ -21,6 +22,7 @@ pub const STDERR: &str = "bench.stderr";
 /// The daemon's log, in its data directory.
 pub const DAEMON_LOG: &str = "alert_monitor.log";
 
+#[derive(Clone)]
 pub struct Kalshi {
     binary: PathBuf,
     /// An empty `XDG_CONFIG_HOME`.
@@ -44,8 +46,21 @@ impl Kalshi {
     /// `kalshi --data-dir DIR ARGS...` against `base_url`, its output to files in `dir`, to be
     /// run under the measuring helper.
     pub fn command(&self, dir: &Path, base_url: &str, args: &[&str]) -> io::Result<Probe> {
+        let _writing = interrupt::hold();
         let mut probe = Probe::new(&self.binary)?;
-        let command = probe.command();
+        self.configure(probe.command(), dir, base_url, args)?;
+        Ok(probe)
+    }
+
+    /// Sets up `command`, which runs this binary, as `kalshi --data-dir DIR ARGS...` against
+    /// `base_url`, its output to files in `dir`.
+    pub fn configure<'a>(
+        &self,
+        command: &'a mut Command,
+        dir: &Path,
+        base_url: &str,
+        args: &[&str],
+    ) -> io::Result<&'a mut Command> {
         for (name, _) in std::env::vars_os() {
             if name.to_string_lossy().starts_with("KALSHI_") {
                 command.env_remove(name);
@@ -63,12 +78,13 @@ impl Kalshi {
             .stdin(Stdio::null())
             .stdout(File::create(dir.join(STDOUT))?)
             .stderr(File::create(dir.join(STDERR))?);
-        Ok(probe)
+        Ok(command)
     }
 }
 
 /// A data directory holding `alerts.json` with the given conditions.
 pub fn data_dir(work: &Path, name: &str, alerts: &Value) -> io::Result<PathBuf> {
+    let _writing = interrupt::hold();
     let dir = work.join(name);
     std::fs::create_dir_all(&dir)?;
     std::fs::write(dir.join("alerts.json"), serde_json::to_vec(alerts)?)?;

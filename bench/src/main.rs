@@ -6,6 +6,7 @@
 //! run there). `scripts/bench` builds and runs it; docs/benchmarks.md records what it found.
 
 mod conditions;
+mod interrupt;
 mod kalshi;
 mod markets;
 mod measure;
@@ -30,7 +31,8 @@ use server::{MarketServer, ServeOptions};
 /// Times `kalshi` scans, listing and daemon against a loopback server of synthetic current-
 /// generation markets, with curl over the same pages as the bound. Exits 0 when it could
 /// measure every row asked for (whether or not the targets are met), 2 when it could not or
-/// its arguments are refused; the table is printed either way.
+/// its arguments are refused; the table is printed either way. A SIGINT or SIGTERM stops the
+/// daemons it started, removes its temporary work dir and exits 130 or 143.
 #[derive(Debug, Parser)]
 #[command(name = "kalshi-bench")]
 struct Options {
@@ -70,8 +72,9 @@ struct Options {
     only: Option<Vec<String>>,
 
     /// Only serve this many markets on a loopback port, print its base URL and wait until
-    /// standard input closes (Ctrl-D): for timing or profiling the client by hand. At least 1,
-    /// and no more than fit in this machine's memory (about 3 KiB a market).
+    /// standard input closes (Ctrl-D; exit status 0) or a SIGINT or SIGTERM comes (130, 143):
+    /// for timing or profiling the client by hand. At least 1, and no more than fit in this
+    /// machine's memory (about 3 KiB a market).
     #[arg(
         long,
         value_name = "MARKETS",
@@ -203,7 +206,18 @@ fn servable(markets: usize, memory_kib: Option<u64>) -> Result<(), String> {
 fn main() -> ExitCode {
     let args: Vec<_> = std::env::args_os().skip(1).collect();
     if args.first().is_some_and(|first| first == measure::HELPER) {
+        // The harness that started the helper blocks SIGINT and SIGTERM; what it measures
+        // must not inherit that.
+        if let Err(e) = interrupt::unblock() {
+            eprintln!("kalshi-bench: cannot unblock SIGINT and SIGTERM: {e}");
+            return ExitCode::from(2);
+        }
         return measure::helper(&args[1..]);
+    }
+    // Before any thread starts, so that only the signal thread takes SIGINT and SIGTERM.
+    if let Err(e) = interrupt::block() {
+        eprintln!("kalshi-bench: cannot block SIGINT and SIGTERM: {e}");
+        return ExitCode::from(2);
     }
     let options = Options::parse();
     match bench(&options) {
@@ -218,9 +232,11 @@ fn main() -> ExitCode {
 /// Measures the rows asked for and prints them; the exit status is [`exit_status`]'s.
 fn bench(options: &Options) -> Result<u8, String> {
     if let Some(markets) = options.serve {
-        serve_only(markets, options.gzip)?;
-        return Ok(0);
+        return serve_only(markets, options.gzip);
     }
+    // A signal stops the daemons started, removes the temporary work dir and exits 130 or 143.
+    interrupt::on_signal(|signal| interrupt::stop_and_exit(signal))
+        .map_err(|e| format!("cannot wait for signals: {e}"))?;
     let started = Instant::now();
     let kalshi = match &options.kalshi {
         Some(path) => path.clone(),
@@ -234,18 +250,23 @@ fn bench(options: &Options) -> Result<u8, String> {
             kalshi.display()
         ));
     }
+    let mut record = interrupt::hold();
     let temporary = match &options.dir {
         Some(_) => None,
         None => Some(tempfile::tempdir().map_err(|e| format!("cannot make a work dir: {e}"))?),
     };
+    record.temporary = temporary.as_ref().map(|temp| temp.path().to_path_buf());
     let work = match (&options.dir, &temporary) {
         (Some(dir), _) => dir.clone(),
         (None, Some(temp)) => temp.path().to_path_buf(),
         (None, None) => unreachable!("one of the two is set"),
     };
     std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
+    let kalshi = kalshi::Kalshi::new(kalshi, &work).map_err(|e| e.to_string())?;
+    record.kalshi = Some(kalshi.clone());
+    drop(record);
     let bench = Bench {
-        kalshi: kalshi::Kalshi::new(kalshi, &work).map_err(|e| e.to_string())?,
+        kalshi,
         curl: options.curl.clone(),
         work,
     };
@@ -455,7 +476,8 @@ fn measure_size(
     Ok(())
 }
 
-fn serve_only(markets: usize, gzip: bool) -> Result<(), String> {
+/// Serves until standard input closes (exit status 0) or a SIGINT or SIGTERM comes (130, 143).
+fn serve_only(markets: usize, gzip: bool) -> Result<u8, String> {
     let set = MarketSet::new(markets);
     let serve = ServeOptions {
         moving: rows::moving_markets(markets),
@@ -464,12 +486,26 @@ fn serve_only(markets: usize, gzip: bool) -> Result<(), String> {
     let server = serve_set(&set, &serve)?;
     println!("KALSHI_API_BASE_URL={}", server.base_url());
     println!(
-        "full scan: {} pages; Ctrl-D stops",
+        "full scan: {} pages; Ctrl-D (or Ctrl-C) stops",
         server.full_scan_urls(false).len()
     );
-    let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+    let (ended, end) = std::sync::mpsc::channel();
+    let closed = ended.clone();
+    interrupt::on_signal(move |signal| {
+        let _ = ended.send(Some(signal));
+    })
+    .map_err(|e| format!("cannot wait for signals: {e}"))?;
+    std::thread::Builder::new()
+        .name("stdin".into())
+        .spawn(move || {
+            let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+            let _ = closed.send(None);
+        })
+        .map_err(|e| format!("cannot read standard input: {e}"))?;
+    let signal = end.recv().ok().flatten();
     eprintln!("kalshi-bench: requests answered: {:?}", server.requests());
-    Ok(())
+    drop(server);
+    Ok(signal.map_or(0, interrupt::exit_status))
 }
 
 fn serve_set(set: &MarketSet, serve: &ServeOptions) -> Result<MarketServer, String> {
@@ -897,7 +933,7 @@ fn matrix_cell(
 fn machine(options: &Options, load_before: String, took: Duration) -> String {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let memory = measure::machine_memory_kib().map_or(0.0, |kib| kib as f64 / 1024.0 / 1024.0);
-    let rustc = std::process::Command::new("rustc")
+    let rustc = interrupt::unblocked(&mut std::process::Command::new("rustc"))
         .arg("--version")
         .output()
         .ok()

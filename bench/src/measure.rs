@@ -4,10 +4,13 @@
 
 use std::ffi::{OsStr, OsString};
 use std::io;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+use crate::interrupt;
 
 /// One finished child process.
 #[derive(Debug, Clone, Copy)]
@@ -63,9 +66,19 @@ impl Probe {
         &mut self.command
     }
 
-    /// Runs the command to its end and measures it.
+    /// Runs the command to its end and measures it. The helper leads a process group of its
+    /// own, so that a Ctrl-C on the terminal reaches the harness alone, which lets the command
+    /// end (see [`crate::interrupt`]).
     pub fn run(mut self) -> io::Result<Finished> {
-        let status = self.command.status()?;
+        let mut child = {
+            let mut started = interrupt::hold();
+            let child = self.command.process_group(0).spawn()?;
+            started.spawned(child.id(), &self.result);
+            child
+        };
+        let status = child.wait();
+        interrupt::finished();
+        let status = status?;
         let text = std::fs::read_to_string(&self.result);
         let _ = std::fs::remove_file(&self.result);
         let text = text.map_err(|e| {

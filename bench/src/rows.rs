@@ -11,6 +11,7 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use crate::conditions::{alerts_file, market_of};
+use crate::interrupt;
 use crate::kalshi::{self, Cycle, Kalshi};
 use crate::markets::MarketSet;
 use crate::measure::{self, Finished, Probe};
@@ -100,7 +101,9 @@ impl Bench {
     /// `kalshi --version`: what starting the process costs.
     pub fn process_start(&self, server: &MarketServer, runs: usize) -> Outcome<Vec<Finished>> {
         let dir = self.work.join("start");
+        let writing = interrupt::hold();
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        drop(writing);
         let base = server.base_url();
         self.kalshi(&dir, &base, &["--version"])?;
         (0..runs)
@@ -206,6 +209,8 @@ impl Bench {
             "alerts", "monitor", "--daemon", "--scan", "auto", "--rate", &rate,
         ];
         args.extend_from_slice(extra);
+        // Recorded before the launch, so that a signal during it still stops the daemon.
+        interrupt::hold().daemon_launching(dir, base);
         let started = self.kalshi(dir, base, &args)?;
         let pid = kalshi::daemon_pid(dir).ok_or_else(|| {
             format!(
@@ -213,6 +218,7 @@ impl Bench {
                 tail(&dir.join(kalshi::STDOUT))
             )
         })?;
+        interrupt::hold().daemon_launched(dir, pid);
         Ok((pid, started))
     }
 
@@ -227,8 +233,10 @@ impl Bench {
             // The daemon this benchmark started, by its PID.
             // SAFETY: kill(2) with a PID and a signal number has no memory effects.
             unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+            interrupt::daemon_ended(dir);
             return Err(format!("the daemon {pid} did not stop; it was killed"));
         }
+        interrupt::daemon_ended(dir);
         stopped
     }
 
@@ -340,6 +348,7 @@ impl Bench {
             }
             sleep(Duration::from_millis(5));
         }
+        interrupt::daemon_ended(&dir);
         if last + 1 < cycles {
             return Err(format!(
                 "the daemon stopped after cycle {last} of {cycles}: {}",
