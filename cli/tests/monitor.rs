@@ -789,6 +789,117 @@ fn a_hand_edited_file_with_a_shared_id_or_a_bad_ticker_is_refused_naming_the_con
     }
 }
 
+/// A threshold that `alerts add` refuses, written into the file by hand, is
+/// refused at start too, with the reason `add` gives: a move of 0 fired on
+/// every market at every check, and a negative price on everything.
+#[test]
+fn a_hand_edited_threshold_that_add_refuses_is_refused_at_start() {
+    let sandbox = Sandbox::new();
+    let cases: [(&str, f64, &[&str], &str); 8] = [
+        (
+            "edge_detected",
+            0.0,
+            &["move", "X", "--by", "0"],
+            "has edge_detected threshold 0, which `alerts add` refuses: a move of 0 would fire \
+             on every check",
+        ),
+        (
+            "price_above",
+            -5.0,
+            &["price", "X", "--above", "-5"],
+            "has price_above threshold -5, which `alerts add` refuses: -5 is negative",
+        ),
+        (
+            "price_above",
+            2.0,
+            &["price", "X", "--above", "2"],
+            "which `alerts add` refuses: 2 is above 1",
+        ),
+        (
+            "price_above",
+            1.0,
+            &["price", "X", "--above", "1"],
+            "a midpoint is never above 1",
+        ),
+        (
+            "price_below",
+            0.0,
+            &["price", "X", "--below", "0"],
+            "a midpoint is never below 0",
+        ),
+        (
+            "price_crosses",
+            1.0,
+            &["crosses", "X", "--level", "1"],
+            "a quoted midpoint never reaches 1",
+        ),
+        (
+            "spread_above",
+            100.0,
+            &["spread", "X", "--above", "100"],
+            "a spread of 100 cents or more can never be exceeded",
+        ),
+        (
+            "volume_above",
+            -1.0,
+            &["volume", "X", "--above", "-1"],
+            "has volume_above threshold -1, which `alerts add` refuses",
+        ),
+    ];
+    for (kind, threshold, add_args, message) in cases {
+        sandbox.write_alerts(json!([
+            record("good", "price_above", "SOLO", 0.1),
+            record("bad", kind, "SOLO", threshold)
+        ]));
+        let before = std::fs::read(sandbox.alerts_path()).unwrap();
+        let output = sandbox
+            .kalshi()
+            .args(["alerts", "monitor", "--once"])
+            .output()
+            .unwrap();
+        let stderr = stderr_of(&output);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.starts_with("error: alert condition 2 in alerts.json (id \"bad\") "),
+            "{stderr}"
+        );
+        assert!(stderr.contains(message), "{message} not in: {stderr}");
+        assert!(
+            stderr
+                .trim_end()
+                .ends_with("fix alerts.json or remove the condition"),
+            "{stderr}"
+        );
+        assert_eq!(std::fs::read(sandbox.alerts_path()).unwrap(), before);
+
+        // `add` refuses the same threshold.
+        let added = sandbox
+            .kalshi()
+            .args(["alerts", "add", "--no-check"])
+            .args(add_args)
+            .output()
+            .unwrap();
+        assert_ne!(added.status.code(), Some(0), "{kind} {threshold} was added");
+        assert_eq!(std::fs::read(sandbox.alerts_path()).unwrap(), before);
+    }
+
+    // What `add` takes, the monitor takes: a volume of 0, a move of 0.01.
+    sandbox.write_alerts(json!([
+        record("v", "volume_above", "SOLO", 0.0),
+        record("m", "edge_detected", "SOLO", 0.01)
+    ]));
+    let output = sandbox
+        .kalshi()
+        .args(["alerts", "monitor", "--once"])
+        .output()
+        .unwrap();
+    assert!(
+        !stderr_of(&output).contains("fix alerts.json"),
+        "{}",
+        stderr_of(&output)
+    );
+}
+
 #[test]
 fn an_interval_past_a_year_is_a_usage_error() {
     let sandbox = Sandbox::new();

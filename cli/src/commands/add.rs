@@ -353,65 +353,74 @@ fn threshold_of(args: &AddArgs) -> CliResult<(ConditionType, Price)> {
     };
     let amount = |text: &str, places: u32, what: &str| {
         let a = parse_non_negative(text).map_err(|e| invalid(e.to_string()))?;
-        if a > Price::from(MAX_AMOUNT) {
-            return Err(invalid(format!("{a} is larger than {MAX_AMOUNT}")));
-        }
         check_decimals(a, places, what).map_err(invalid)
     };
-    Ok(match (args.kind, flag) {
-        (ConditionKind::Price, "--above") => {
-            let above = probability(text)?;
-            if above == Price::ONE {
-                return Err(CliError::invalid(
-                    "--above: a midpoint is never above 1, so this could never fire",
-                ));
-            }
-            (ConditionType::PriceAbove, above)
-        }
-        (ConditionKind::Price, _) => {
-            let below = probability(text)?;
-            if below.is_zero() {
-                return Err(CliError::invalid(
-                    "--below: a midpoint is never below 0, so this could never fire",
-                ));
-            }
-            (ConditionType::PriceBelow, below)
-        }
-        (ConditionKind::Crosses, _) => {
-            let level = probability(text)?;
-            if level.is_zero() || level == Price::ONE {
-                return Err(CliError::invalid(format!(
-                    "--level: a quoted midpoint never reaches {level}, so this could never fire"
-                )));
-            }
-            (ConditionType::PriceCrosses, level)
-        }
-        (ConditionKind::Spread, _) => {
-            let cents = amount(
+    let (kind, threshold) = match (args.kind, flag) {
+        (ConditionKind::Price, "--above") => (ConditionType::PriceAbove, probability(text)?),
+        (ConditionKind::Price, _) => (ConditionType::PriceBelow, probability(text)?),
+        (ConditionKind::Crosses, _) => (ConditionType::PriceCrosses, probability(text)?),
+        (ConditionKind::Spread, _) => (
+            ConditionType::SpreadAbove,
+            amount(
                 text.strip_suffix('c').unwrap_or(text),
                 2,
                 "spreads in cents",
-            )?;
-            if cents >= Price::ONE_HUNDRED {
-                return Err(CliError::invalid(format!(
-                    "--above: a spread of {text} cents or more can never be exceeded; \
-                     spreads are 0 to 100 cents"
-                )));
-            }
-            (ConditionType::SpreadAbove, cents)
-        }
+            )?,
+        ),
         (ConditionKind::Volume, _) => (
             ConditionType::VolumeAbove,
             amount(text, 2, "volumes in contracts")?,
         ),
-        (ConditionKind::Move, _) => {
-            let by = probability(text)?;
-            if by.is_zero() {
-                return Err(CliError::invalid(
-                    "--by: a move of 0 would fire on every check",
-                ));
-            }
-            (ConditionType::EdgeDetected, by)
+        (ConditionKind::Move, _) => (ConditionType::EdgeDetected, probability(text)?),
+    };
+    match threshold_problem(&kind, threshold) {
+        Some(problem) => Err(invalid(problem)),
+        None => Ok((kind, threshold)),
+    }
+}
+
+/// Why a condition of `kind` cannot have `threshold`, if it cannot: out of
+/// its range, or a value at which it could never fire, or would fire at
+/// every check. `add` refuses these after reading the number as typed, and
+/// `monitor` refuses them in a file edited by hand. (Decimal places are
+/// checked only as typed: a float another tool wrote may have many.)
+pub(crate) fn threshold_problem(kind: &ConditionType, threshold: Price) -> Option<String> {
+    let threshold = threshold.normalize();
+    if kind.threshold_is_probability() {
+        if threshold.is_sign_negative() && !threshold.is_zero() {
+            return Some(format!("{threshold} is negative; prices are 0 to 1"));
         }
-    })
+        if threshold > Price::ONE {
+            return Some(format!(
+                "{threshold} is above 1, and a midpoint is a probability from 0 to 1"
+            ));
+        }
+    }
+    match kind {
+        ConditionType::PriceAbove if threshold == Price::ONE => {
+            Some("a midpoint is never above 1, so this could never fire".to_string())
+        }
+        ConditionType::PriceBelow if threshold.is_zero() => {
+            Some("a midpoint is never below 0, so this could never fire".to_string())
+        }
+        ConditionType::PriceCrosses if threshold.is_zero() || threshold == Price::ONE => Some(
+            format!("a quoted midpoint never reaches {threshold}, so this could never fire"),
+        ),
+        ConditionType::EdgeDetected if threshold.is_zero() => {
+            Some("a move of 0 would fire on every check".to_string())
+        }
+        ConditionType::SpreadAbove | ConditionType::VolumeAbove
+            if threshold.is_sign_negative() && !threshold.is_zero() =>
+        {
+            Some(format!("{threshold} is negative"))
+        }
+        ConditionType::SpreadAbove if threshold >= Price::ONE_HUNDRED => Some(format!(
+            "a spread of {threshold} cents or more can never be exceeded; spreads are 0 to 100 \
+             cents"
+        )),
+        ConditionType::VolumeAbove if threshold > Price::from(MAX_AMOUNT) => {
+            Some(format!("{threshold} is larger than {MAX_AMOUNT}"))
+        }
+        _ => None,
+    }
 }

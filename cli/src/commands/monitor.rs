@@ -23,7 +23,7 @@ use kalshi_alerts_core::{
     ScanMode, Scope, StateStore, StopReason,
 };
 
-use super::add::ticker_problem;
+use super::add::{threshold_problem, ticker_problem};
 use super::instances::{
     check_routes, describe_failure, load_file, load_notifiers, log_warnings, routes_of, run_checks,
     Setup,
@@ -116,7 +116,9 @@ fn check_scan(args: &MonitorArgs) -> CliResult {
 ///   each other's and fire again at every check;
 /// - a ticker that cannot be Kalshi's (empty, say, which a targeted scan
 ///   would send as an empty filter and the API read as none), or a series
-///   with a '-', which no market's series can match.
+///   with a '-', which no market's series can match;
+/// - a threshold out of its kind's range, or one at which the condition
+///   could never fire or would fire at every check (a move of 0).
 fn check_conditions(conditions: &[Condition]) -> CliResult {
     let mut ids: HashMap<&str, usize> = HashMap::with_capacity(conditions.len());
     for (number, condition) in conditions.iter().enumerate().map(|(i, c)| (i + 1, c)) {
@@ -152,6 +154,13 @@ fn check_conditions(conditions: &[Condition]) -> CliResult {
             return refuse(format!(
                 "watches series {:?}, and a series ticker has no '-'",
                 display::clipped(&condition.ticker, 40)
+            ));
+        }
+        if let Some(problem) = threshold_problem(&condition.condition_type, condition.threshold) {
+            return refuse(format!(
+                "has {} threshold {}, which `alerts add` refuses: {problem}",
+                condition.condition_type,
+                condition.threshold.normalize()
             ));
         }
     }
