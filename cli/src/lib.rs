@@ -42,6 +42,7 @@ pub fn command() -> clap::Command {
 /// registered in the program (the built-in ones, any linked in, any loaded
 /// at run time) is available.
 pub fn main() -> ExitCode {
+    ignore_file_size_signal();
     kalshi_alerts_plugins::link();
     let matches = Cli::command().get_matches();
     let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
@@ -129,6 +130,20 @@ fn run(cli: Cli, sources: &config::Sources) -> CliResult<ExitCode> {
         AlertsCommand::TrimLog(args) => commands::trim_log::run(&context, args),
         AlertsCommand::Status { json } => commands::control::status(&context, json),
         AlertsCommand::Stop { timeout } => commands::control::stop(&context, timeout),
+    }
+}
+
+/// A write past the file-size limit (`ulimit -f`) raises SIGXFSZ, which
+/// kills silently, mid-write, leaving a temporary file behind. Ignored, it
+/// makes the write fail with EFBIG instead, which is reported and cleaned
+/// up like a full disk. Processes this one starts (a daemon's background
+/// copy) inherit that.
+fn ignore_file_size_signal() {
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to "ignore" runs no handler
+    // code; it is done first, before any thread is started.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
 }
 

@@ -560,3 +560,164 @@ fn a_ticker_with_a_slash_is_taken() {
     sandbox.add(&["price", "gtemp-24-1.02/23", "--above", "0.5"]);
     assert_eq!(sandbox.conditions()[0]["ticker"], "GTEMP-24-1.02/23");
 }
+
+/// The running `kalshi` command of `sandbox`, as a plain process (for what
+/// assert_cmd cannot set: a resource limit).
+#[cfg(unix)]
+fn plain_kalshi(sandbox: &Sandbox) -> std::process::Command {
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("kalshi"));
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("KALSHI_DATA_DIR", sandbox.data_dir())
+        .env("KALSHI_API_BASE_URL", common::NO_SERVER)
+        .current_dir(sandbox.dir.path());
+    cmd
+}
+
+/// The temporary files of the alerts file left in the data dir.
+fn temp_files(sandbox: &Sandbox) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(sandbox.data_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Under a file-size limit smaller than the new file (`ulimit -f`), a write
+/// raised SIGXFSZ and killed the command silently, leaving its temp file.
+/// It is refused like a full disk: a message, exit 1, no temp file, the
+/// file as it was.
+#[cfg(unix)]
+#[test]
+fn a_file_size_limit_is_reported_and_leaves_no_temp_file() {
+    use std::os::unix::process::CommandExt;
+
+    let sandbox = Sandbox::new();
+    let many: Vec<_> = (0..40)
+        .map(|i| record(&format!("id-{i}"), "price_above", "SOLO", 0.1))
+        .collect();
+    sandbox.write_alerts(json!(many));
+    let before = std::fs::read(sandbox.alerts_path()).unwrap();
+    assert!(before.len() > 4096, "{}", before.len());
+
+    let mut cmd = plain_kalshi(&sandbox);
+    cmd.args([
+        "alerts",
+        "add",
+        "--no-check",
+        "price",
+        "X",
+        "--above",
+        "0.5",
+    ]);
+    // SAFETY: setrlimit is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 4096,
+                rlim_max: libc::RLIM_INFINITY,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let output = cmd.output().unwrap();
+    let stderr = stderr_of(&output);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{:?} {stderr}",
+        output.status
+    );
+    assert!(stderr.starts_with("error: alerts file "), "{stderr}");
+    assert!(stderr.contains("File too large"), "{stderr}");
+    assert!(stderr.contains("ulimit -f"), "{stderr}");
+    assert_eq!(std::fs::read(sandbox.alerts_path()).unwrap(), before);
+    assert_eq!(temp_files(&sandbox), Vec::<String>::new());
+}
+
+/// A writer killed between creating its temp file and renaming it (kill
+/// -9) leaves `.alerts.json.PID.tmp`. The next write removes those of
+/// processes that are gone, and nothing else: not a live process's, not a
+/// file of another name or spelling.
+#[cfg(unix)]
+#[test]
+fn a_write_removes_the_temp_files_of_dead_writers_only() {
+    let sandbox = Sandbox::new();
+    sandbox.add(&["price", "FIRST", "--above", "0.5"]);
+    let gone = || {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        pid
+    };
+    let dead = gone();
+    let live = std::process::id();
+    let dead_temp = format!(".alerts.json.{dead}.tmp");
+    let kept = [
+        format!(".alerts.json.{live}.tmp"),
+        format!(".alerts.json.0{dead}.tmp"),
+        format!(".other.json.{dead}.tmp"),
+        format!("alerts.json.{dead}.tmp"),
+        format!(".alerts.json.{dead}.tmp.bak"),
+        ".alerts.json.x.tmp".to_string(),
+    ];
+    for name in kept.iter().chain([&dead_temp]) {
+        std::fs::write(sandbox.data_dir().join(name), "half").unwrap();
+    }
+    // A directory of the pattern is not removed either.
+    let dir_temp = format!(".alerts.json.{}.tmp", gone());
+    std::fs::create_dir(sandbox.data_dir().join(&dir_temp)).unwrap();
+
+    sandbox.add(&["price", "SECOND", "--above", "0.5"]);
+    assert_eq!(sandbox.conditions().len(), 2);
+    assert!(!sandbox.data_dir().join(&dead_temp).exists());
+    for name in &kept {
+        assert!(sandbox.data_dir().join(name).exists(), "{name} was removed");
+    }
+    assert!(sandbox.data_dir().join(&dir_temp).is_dir());
+}
+
+/// A symbolic link is followed even when its file does not exist yet: the
+/// write lands where it leads (a relative link read from its own
+/// directory), and the link stays.
+#[cfg(unix)]
+#[test]
+fn a_dangling_symlink_is_written_through_and_kept() {
+    for relative in [true, false] {
+        let sandbox = Sandbox::new();
+        let target_dir = sandbox.path("tgt");
+        std::fs::create_dir_all(sandbox.data_dir()).unwrap();
+        std::fs::create_dir(&target_dir).unwrap();
+        let target = target_dir.join("alerts.json");
+        let link_text = if relative {
+            std::path::PathBuf::from("../tgt/alerts.json")
+        } else {
+            target.clone()
+        };
+        std::os::unix::fs::symlink(&link_text, sandbox.alerts_path()).unwrap();
+
+        sandbox.add(&["price", "FIRST", "--above", "0.5"]);
+        let link = std::fs::symlink_metadata(sandbox.alerts_path()).unwrap();
+        assert!(link.file_type().is_symlink(), "the link was replaced");
+        assert_eq!(
+            std::fs::read_link(sandbox.alerts_path()).unwrap(),
+            link_text
+        );
+        assert!(target.is_file(), "nothing written at the target");
+
+        // Now the link leads to a file: a second write goes there too.
+        sandbox.add(&["price", "SECOND", "--above", "0.5"]);
+        assert!(std::fs::symlink_metadata(sandbox.alerts_path())
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        let text = std::fs::read_to_string(&target).unwrap();
+        assert!(text.contains("FIRST") && text.contains("SECOND"), "{text}");
+        assert_eq!(temp_files(&sandbox), Vec::<String>::new());
+    }
+}

@@ -249,7 +249,7 @@ impl AlertStore {
     fn write(&self, content: &AlertsFile) -> Result<(), StoreError> {
         let mut text = serde_json::to_string_pretty(content).expect("alerts serialise to JSON");
         text.push('\n');
-        let target = fs::canonicalize(&self.path).unwrap_or_else(|_| self.path.clone());
+        let target = link_target(&self.path).map_err(|e| self.io_error(e))?;
         let permissions = fs::metadata(&target).ok().map(|m| m.permissions());
         if permissions.as_ref().is_some_and(|p| p.readonly()) {
             return Err(self.io_error(io::Error::new(
@@ -262,7 +262,20 @@ impl AlertStore {
                 Some(p) => fs::set_permissions(&target, p),
                 None => Ok(()),
             })
-            .map_err(|e| self.io_error(e))
+            .map_err(|e| {
+                let e = explained(e);
+                if target == self.path {
+                    return self.io_error(e);
+                }
+                // Through a link, say where the write went.
+                self.io_error(io::Error::new(
+                    e.kind(),
+                    format!(
+                        "{e} (writing {}, where the symbolic link leads)",
+                        target.display()
+                    ),
+                ))
+            })
     }
 
     fn dir(&self) -> &Path {
@@ -308,7 +321,116 @@ fn strip_position(e: &serde_json::Error) -> String {
     }
 }
 
-/// Replaces `path` with `bytes`: temp file beside it, fsync, rename, fsync dir.
+/// Where a write to `path` must go: `path` itself, or, when it is a
+/// symbolic link, the file the link leads to (through any chain of links,
+/// a relative one read from the link's own directory), whether or not that
+/// file exists yet. Replacing the link itself would cut it.
+fn link_target(path: &Path) -> io::Result<PathBuf> {
+    /// As many links as Linux follows in one path.
+    const MAX_LINKS: usize = 40;
+    let mut current = path.to_path_buf();
+    for _ in 0..MAX_LINKS {
+        match fs::symlink_metadata(&current) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                let link = fs::read_link(&current)?;
+                current = match current.parent() {
+                    Some(dir) => dir.join(link),
+                    None => link,
+                };
+            }
+            _ => return Ok(current),
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("more than {MAX_LINKS} symbolic links in a chain; it was not written"),
+    ))
+}
+
+/// `e` with what to do when the cause is not plain from it: a file over a
+/// size limit (`ulimit -f`) gives EFBIG, which the process survives because
+/// it ignores SIGXFSZ.
+fn explained(e: io::Error) -> io::Error {
+    #[cfg(unix)]
+    if e.raw_os_error() == Some(libc::EFBIG) {
+        return io::Error::new(
+            e.kind(),
+            format!(
+                "{e}: the new content is over a file-size limit (`ulimit -f`, or the file \
+                 system's); it was left unchanged"
+            ),
+        );
+    }
+    e
+}
+
+/// The temporary file [`write_atomically`] writes `name` through, in the
+/// process `pid`: `.NAME.PID.tmp`.
+fn temp_name(name: &str, pid: u32) -> String {
+    format!(".{name}.{pid}.tmp")
+}
+
+/// Removes the temporary files that writers of `name` in `dir` left when
+/// they were killed between creating one and renaming it: files named as
+/// [`temp_name`] names them, of a process that is gone. Nothing else is
+/// touched: not another name's, not a live process's (it may be writing),
+/// not one whose process cannot be told (a pid of another PID namespace
+/// sharing the directory looks alive or gone as this one sees it; only
+/// "no such process" counts as gone). Any failure is ignored: cleaning is
+/// never a reason to fail a write.
+fn remove_stale_temps(dir: &Path, name: &str) {
+    #[cfg(unix)]
+    {
+        let Ok(entries) = fs::read_dir(dir) else {
+            return;
+        };
+        let own = std::process::id();
+        for entry in entries.flatten() {
+            let file_name = entry.file_name();
+            let Some(file_name) = file_name.to_str() else {
+                continue;
+            };
+            let Some(pid) = file_name
+                .strip_prefix('.')
+                .and_then(|rest| rest.strip_prefix(name))
+                .and_then(|rest| rest.strip_prefix('.'))
+                .and_then(|rest| rest.strip_suffix(".tmp"))
+                .filter(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|digits| digits.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            // The exact spelling only (no leading zeros), never our own.
+            if pid == own || temp_name(name, pid) != file_name || !process_is_gone(pid) {
+                continue;
+            }
+            if entry.file_type().is_ok_and(|t| t.is_file()) {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (dir, name);
+}
+
+/// Whether no process `pid` exists (as this process sees them).
+#[cfg(unix)]
+fn process_is_gone(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    if pid <= 0 {
+        return false;
+    }
+    // Signal 0 checks only; EPERM means a process of another user.
+    // SAFETY: kill with signal 0 sends nothing.
+    let result = unsafe { libc::kill(pid, 0) };
+    result != 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+}
+
+/// Replaces `path` with `bytes`: temp file beside it, fsync, rename, fsync
+/// dir. The temp file is removed when the write fails; one left by a
+/// writer that was killed is removed by the next write of the same file.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
@@ -317,11 +439,9 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let name = path
         .file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
-    let temp = dir.join(format!(
-        ".{}.{}.tmp",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
+    let name = name.to_string_lossy();
+    remove_stale_temps(&dir, &name);
+    let temp = dir.join(temp_name(&name, std::process::id()));
 
     let result = (|| {
         let mut file = crate::private::new_file_options()
