@@ -92,9 +92,10 @@ fn an_unknown_ticker_is_refused_with_close_matches() {
         .args(["markets", "show", "EUCLIMATE-2031"])
         .assert()
         .code(2)
-        .stderr(predicates::str::contains(
-            "no market EUCLIMATE-2031 on Kalshi (prod); did you mean EUCLIMATE-2030?",
-        ));
+        .stderr(predicates::str::contains(format!(
+            "no market EUCLIMATE-2031 on http://{}; did you mean EUCLIMATE-2030?",
+            server.address()
+        )));
 }
 
 #[test]
@@ -212,9 +213,10 @@ fn add_looks_the_ticker_up_and_shows_the_price() {
         .args(["alerts", "add", "price", "EUCLIMATE-2003", "--above", "0.5"])
         .assert()
         .code(1)
-        .stderr(predicates::str::contains(
-            "no market EUCLIMATE-2003 on Kalshi (prod)",
-        ))
+        .stderr(predicates::str::contains(format!(
+            "no market EUCLIMATE-2003 on http://{};",
+            server.address()
+        )))
         .stderr(predicates::str::contains("did you mean EUCLIMATE-2030?"));
     assert_eq!(std::fs::read(sandbox.alerts_path()).unwrap(), before);
 
@@ -230,6 +232,29 @@ fn add_looks_the_ticker_up_and_shows_the_price() {
         "{}",
         stderr_of(&output)
     );
+    // Nothing answers at the base URL: that is named first.
+    assert!(
+        stderr_of(&output).contains(
+            "Connection refused (os error 111); check KALSHI_API_BASE_URL (http://127.0.0.1:9), \
+             or unset it to use the --env host; or add it without the lookup with --no-check"
+        ),
+        "{}",
+        stderr_of(&output)
+    );
+    assert_eq!(std::fs::read(sandbox.alerts_path()).unwrap(), before);
+    // A base URL that is not one: the same order of advice.
+    sandbox
+        .kalshi_at("not a url")
+        .args(["alerts", "add", "price", "OFFLINE-1", "--above", "0.5"])
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains(
+            "error: KALSHI_API_BASE_URL: \"not a url\" is not a URL",
+        ))
+        .stderr(predicates::str::contains(
+            "; fix KALSHI_API_BASE_URL, or unset it to use the --env host; or add it without \
+             the lookup with --no-check",
+        ));
     assert_eq!(std::fs::read(sandbox.alerts_path()).unwrap(), before);
     sandbox
         .kalshi()
@@ -406,4 +431,70 @@ fn add_counts_only_the_markets_of_the_scope_whatever_the_server_sends() {
         .stdout(predicate::str::contains(format!(
             "Watches {open_of_event} open market"
         )));
+}
+
+/// When alerts.json cannot be read, `markets show` still shows the market,
+/// but never says "no condition": a warning on stderr names the file and
+/// the reason, the "watched by" line says it could not be read, and
+/// `--json` gives `"watched_by": null`.
+#[test]
+fn show_says_when_the_conditions_cannot_be_read() {
+    let server = server();
+    let sandbox = Sandbox::new();
+    std::fs::create_dir_all(sandbox.data_dir()).unwrap();
+    let broken = "{\"conditions\": [,]}";
+    for (prepare, reason) in [
+        (
+            Box::new(|path: &std::path::Path| std::fs::write(path, broken).unwrap())
+                as Box<dyn Fn(&std::path::Path)>,
+            "is not valid JSON (line 1, column 17)",
+        ),
+        (
+            Box::new(|path: &std::path::Path| std::fs::create_dir(path).unwrap()),
+            "is not a regular file",
+        ),
+    ] {
+        let path = sandbox.alerts_path();
+        let _ = std::fs::remove_file(&path);
+        let _ = std::fs::remove_dir(&path);
+        prepare(&path);
+
+        let output = sandbox
+            .kalshi_at(&server.base_url())
+            .args(["markets", "show", "EUCLIMATE-2030"])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+        let (stdout, stderr) = (stdout_of(&output), stderr_of(&output));
+        assert!(
+            stderr.contains(&format!(
+                "warning: cannot tell which conditions watch EUCLIMATE-2030: alerts file {}",
+                path.display()
+            )),
+            "{stderr}"
+        );
+        assert!(stderr.contains(reason), "{reason} not in: {stderr}");
+        assert!(
+            stdout.contains(&format!(
+                "  watched by:    unknown: {} could not be read (see the warning)",
+                path.display()
+            )),
+            "{stdout}"
+        );
+        assert!(!stdout.contains("no condition"), "{stdout}");
+
+        let output = sandbox
+            .kalshi_at(&server.base_url())
+            .args(["markets", "show", "EUCLIMATE-2030", "--json"])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+        let shown: Value = serde_json::from_str(&stdout_of(&output)).unwrap();
+        assert_eq!(shown["watched_by"], Value::Null, "{shown:#}");
+        assert!(
+            stderr_of(&output).contains(reason),
+            "{}",
+            stderr_of(&output)
+        );
+    }
 }

@@ -576,8 +576,9 @@ fn add_refuses_two_scopes_none_or_a_scope_without_open_markets() {
             &with(&[scope, ticker]),
             1,
             &format!(
-                "no open market in {name} {ticker} on Kalshi (prod); find the {name} with \
-                 `kalshi markets search`, or add it anyway with --no-check"
+                "no open market in {name} {ticker} on {}; find the {name} with \
+                 `kalshi markets search`, or add it anyway with --no-check",
+                url.trim_end_matches("/trade-api/v2")
             ),
         );
     }
@@ -595,7 +596,8 @@ fn add_refuses_two_scopes_none_or_a_scope_without_open_markets() {
         common::NO_SERVER,
         &with(&["--event", "EVSHARE-30JAN"]),
         1,
-        "; add it without the lookup with --no-check",
+        "; check KALSHI_API_BASE_URL (http://127.0.0.1:9), or unset it to use the --env host; \
+         or add it without the lookup with --no-check",
     );
     assert_eq!(sandbox.conditions().len(), 1);
 }
@@ -651,8 +653,11 @@ fn add_follows_the_cursor_past_empty_first_pages_of_a_scope() {
         &server.base_url(),
         &["price", "--series", "TIKTOKBAN", "--above", "0.5"],
         1,
-        "no open market on the first 3 pages of series TIKTOKBAN on Kalshi (prod), and the \
-         listing goes on; add it anyway with --no-check",
+        &format!(
+            "no open market on the first 3 pages of series TIKTOKBAN on http://{}, and the \
+             listing goes on; add it anyway with --no-check",
+            server.address()
+        ),
     );
     assert_eq!(server.requests().len(), 3);
     assert_eq!(sandbox.conditions().len(), 1);

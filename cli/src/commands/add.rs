@@ -161,17 +161,17 @@ fn check_scope(
     match super::markets::open_markets_of(context, scope, ticker) {
         Ok(open) if open.count > 0 => Ok(open),
         Ok(open) if open.more => Err(CliError::invalid(format!(
-            "no open market on the first {} pages of {scope} {ticker} on Kalshi ({}), and the \
+            "no open market on the first {} pages of {scope} {ticker} on {}, and the \
              listing goes on; add it anyway with --no-check",
             super::markets::SCOPE_PAGES,
-            context.environment
+            context.api_name()
         ))),
         Ok(_) => Err(CliError::invalid(format!(
-            "no open market in {scope} {ticker} on Kalshi ({}); find the {scope} with \
+            "no open market in {scope} {ticker} on {}; find the {scope} with \
              `kalshi markets search`, or add it anyway with --no-check",
-            context.environment
+            context.api_name()
         ))),
-        Err(e) => Err(without_lookup(e)),
+        Err(e) => Err(without_lookup(context, e)),
     }
 }
 
@@ -183,8 +183,8 @@ fn check_market(context: &Context, ticker: &str) -> CliResult<MarketDetail> {
         Ok(Some(market)) => Ok(market),
         Ok(None) => {
             let mut message = format!(
-                "no market {ticker} on Kalshi ({}); check the ticker with `kalshi markets search`",
-                context.environment
+                "no market {ticker} on {}; check the ticker with `kalshi markets search`",
+                context.api_name()
             );
             let near = super::markets::close_matches(context, ticker);
             if !near.is_empty() {
@@ -192,16 +192,31 @@ fn check_market(context: &Context, ticker: &str) -> CliResult<MarketDetail> {
             }
             Err(CliError::invalid(message))
         }
-        Err(e) => Err(without_lookup(e)),
+        Err(e) => Err(without_lookup(context, e)),
     }
 }
 
-/// A lookup that failed, with how to add without it.
-fn without_lookup(e: CliError) -> CliError {
-    CliError::invalid(format!(
-        "{}; add it without the lookup with --no-check",
-        e.message
-    ))
+/// A lookup that failed, with what to do: when the base URL is the likely
+/// cause (it is not a URL, or nothing answers at it: a refused connection,
+/// a name that does not resolve), fix `KALSHI_API_BASE_URL` first; either
+/// way, add without the lookup.
+fn without_lookup(context: &Context, e: CliError) -> CliError {
+    const NO_CHECK: &str = "add it without the lookup with --no-check";
+    let custom = std::env::var_os("KALSHI_API_BASE_URL").is_some();
+    let unanswered = ["tcp connect error", "dns error"]
+        .iter()
+        .any(|cause| e.message.contains(cause));
+    let hint = if e.message.starts_with("KALSHI_API_BASE_URL") {
+        format!("fix KALSHI_API_BASE_URL, or unset it to use the --env host; or {NO_CHECK}")
+    } else if custom && unanswered {
+        format!(
+            "check KALSHI_API_BASE_URL ({}), or unset it to use the --env host; or {NO_CHECK}",
+            context.api_name()
+        )
+    } else {
+        NO_CHECK.to_string()
+    };
+    CliError::invalid(format!("{}; {hint}", e.message))
 }
 
 /// The instances named by `--notify`, each checked against the notifiers

@@ -174,26 +174,37 @@ pub fn show(context: &Context, ticker: &str, as_json: bool) -> CliResult<ExitCod
         )));
     }
     let Some(market) = lookup(context, &wanted)? else {
-        let mut message = format!("no market {wanted} on Kalshi ({})", context.environment);
+        let mut message = format!("no market {wanted} on {}", context.api_name());
         let near = close_matches(context, &wanted);
         if !near.is_empty() {
             message.push_str(&format!("; did you mean {}?", near.join(", ")));
         }
         return Err(CliError::usage(message));
     };
-    let watching: Vec<_> = context
-        .store()
-        .load()
-        .map(|file| file.conditions)
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|c| watches(c, &market.market))
-        .collect();
+    // The market is shown even when the conditions cannot be read; which
+    // watch it is then unknown, said on stderr and never shown as none.
+    let watching: Option<Vec<_>> = match context.store().load() {
+        Ok(file) => Some(
+            file.conditions
+                .into_iter()
+                .filter(|c| watches(c, &market.market))
+                .collect(),
+        ),
+        Err(e) => {
+            crate::output::error_line(format_args!(
+                "warning: cannot tell which conditions watch {}: {e}",
+                printable(&market.market.ticker)
+            ));
+            None
+        }
+    };
     if as_json {
-        let watching: Vec<_> = watching
-            .iter()
-            .map(|c| json!({"id": c.id, "condition": c.describe(), "label": c.label}))
-            .collect();
+        let watching = watching.map(|watching| {
+            watching
+                .iter()
+                .map(|c| json!({"id": c.id, "condition": c.describe(), "label": c.label}))
+                .collect::<Vec<_>>()
+        });
         let mut shown = serde_json::to_value(&market).expect("a market serialises");
         shown["watched_by"] = json!(watching);
         say!("{shown:#}");
@@ -226,26 +237,34 @@ pub fn show(context: &Context, ticker: &str, as_json: bool) -> CliResult<ExitCod
             printable(&market.close_time).into_owned()
         }
     );
-    if watching.is_empty() {
-        say!(
+    match watching.as_deref() {
+        None => say!(
+            "  watched by:    unknown: {} could not be read (see the warning)",
+            context.store().path().display()
+        ),
+        Some([]) => say!(
             "  watched by:    no condition (kalshi alerts add ... {})",
             m.ticker
-        );
-    } else {
-        for (i, c) in watching.iter().enumerate() {
-            say!(
-                "  {}  {} {}",
-                if i == 0 {
-                    "watched by:  "
-                } else {
-                    "             "
-                },
-                c.id.chars().take(8).collect::<String>(),
-                printable(&c.display_label())
-            );
-        }
+        ),
+        Some(watching) => show_watching(watching),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The "watched by" lines of the conditions that watch a market.
+fn show_watching(watching: &[Condition]) {
+    for (i, c) in watching.iter().enumerate() {
+        say!(
+            "  {}  {} {}",
+            if i == 0 {
+                "watched by:  "
+            } else {
+                "             "
+            },
+            printable(&c.id.chars().take(8).collect::<String>()),
+            printable(&c.display_label())
+        );
+    }
 }
 
 pub fn search(

@@ -63,6 +63,27 @@ impl Context {
     pub fn log_path(&self) -> PathBuf {
         self.data_dir.join("alert_monitor.log")
     }
+
+    /// The market API as messages name it: `Kalshi (prod)` for the host of
+    /// `--env`, or the scheme, host and port of `KALSHI_API_BASE_URL` when
+    /// that is set (a test server, a proxy): "no market X on Kalshi (prod)"
+    /// would be false then. A URL that does not pass the check is never
+    /// used, so it is never named.
+    pub fn api_name(&self) -> String {
+        let custom = std::env::var("KALSHI_API_BASE_URL")
+            .ok()
+            .and_then(|text| kalshi_alerts_core::check_base_url(&text).ok());
+        match custom {
+            // Checked: an http(s) URL with a host and no login, query or
+            // fragment; what follows the authority is the API's path.
+            Some(url) => {
+                let start = url.find("://").map_or(0, |i| i + 3);
+                let end = url[start..].find('/').map_or(url.len(), |i| start + i);
+                url[..end].to_string()
+            }
+            None => format!("Kalshi ({})", self.environment),
+        }
+    }
 }
 
 /// A running monitor reads the conditions at start; say so after a change.
