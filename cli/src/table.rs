@@ -35,13 +35,25 @@ const MIN_SHRUNK: usize = 8;
 
 /// Renders `rows` under `header`, two spaces between columns. When `width`
 /// is given and the table is wider, the columns listed in `shrink` are cut
-/// (widest first) until it fits or they reach their minimum.
+/// (widest first) until it fits or they reach their minimum. Every cell is
+/// made [`printable`](kalshi_alerts_core::display::printable) first: a
+/// cell from a hand-edited file (an id, a ticker, a kind) must not reach
+/// the terminal raw any more than a label.
 pub fn render(
     header: &[&str],
     rows: &[Vec<String>],
     width: Option<usize>,
     shrink: &[usize],
 ) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| {
+            row.iter()
+                .map(|cell| kalshi_alerts_core::display::printable(cell).into_owned())
+                .collect()
+        })
+        .collect();
+    let rows = rows.as_slice();
     let count = |s: &str| s.chars().count();
     let mut widths: Vec<usize> = header.iter().map(|h| count(h)).collect();
     for row in rows {

@@ -721,3 +721,41 @@ fn a_dangling_symlink_is_written_through_and_kept() {
         assert_eq!(temp_files(&sandbox), Vec::<String>::new());
     }
 }
+
+/// A label is stored as given, and shown by every command with its control
+/// characters and bidirectional overrides replaced by `?`.
+#[test]
+fn a_label_is_stored_as_given_and_shown_sanitized_everywhere() {
+    let sandbox = Sandbox::new();
+    let label = "\u{1b}[2Jx\ry\u{202E}z\u{2066}";
+    let shown = "?[2Jx?y?z?";
+    let output = sandbox
+        .kalshi()
+        .args(["alerts", "add", "--no-check", "price", "OTHER-3-Z"])
+        .args(["--above", "0.1", "--label", label])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    let added = common::stdout_of(&output);
+    assert!(
+        added.contains(&format!("Alert added: {shown}\n")),
+        "{added}"
+    );
+    assert_eq!(sandbox.conditions()[0]["label"], label);
+    let id = sandbox.conditions()[0]["id"].as_str().unwrap().to_string();
+
+    for args in [
+        &["alerts", "list"][..],
+        &["alerts", "rearm", &id][..],
+        &["alerts", "remove", &id][..],
+    ] {
+        let output = sandbox.kalshi().args(args).output().unwrap();
+        assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+        let stdout = common::stdout_of(&output);
+        assert!(stdout.contains(shown), "{args:?}: {stdout}");
+        assert!(
+            !stdout.contains(['\u{1b}', '\r', '\u{202E}', '\u{2066}']),
+            "{args:?}: {stdout:?}"
+        );
+    }
+}

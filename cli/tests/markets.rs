@@ -498,3 +498,31 @@ fn show_says_when_the_conditions_cannot_be_read() {
         );
     }
 }
+
+/// A title with a right-to-left override (or a control character) from the
+/// server is shown with `?` in its place, in `show` and in `search`.
+#[test]
+fn a_bidirectional_override_in_a_title_is_not_shown_raw() {
+    let mut markets = fixtures::legacy_markets();
+    let market = markets
+        .iter_mut()
+        .find(|m| m["ticker"] == "EUCLIMATE-2030")
+        .unwrap();
+    market["title"] = json!("Climate \u{202E}0302 \u{1b}[2Jbill");
+    let server = TestServer::start(Scenario::new(markets));
+    let sandbox = Sandbox::new();
+    for args in [
+        &["markets", "show", "EUCLIMATE-2030"][..],
+        &["markets", "search", "Climate"][..],
+    ] {
+        let output = sandbox
+            .kalshi_at(&server.base_url())
+            .args(args)
+            .output()
+            .unwrap();
+        let stdout = stdout_of(&output);
+        assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+        assert!(stdout.contains("Climate ?0302 ?[2Jbill"), "{stdout}");
+        assert!(!stdout.contains(['\u{202E}', '\u{1b}']), "{stdout}");
+    }
+}

@@ -3,25 +3,35 @@
 //! Market titles come from a server and labels from a hand-editable file.
 //! Shown raw on a terminal or written into a log line, a control character
 //! in them could move the cursor, clear the screen, set the window title or
-//! forge a whole log line. [`printable`] replaces every control character
-//! with `?` (tabs with a space) before such text is shown.
+//! forge a whole log line; a bidirectional override or isolate (U+202E,
+//! say) could make text read in another order than it is, hiding what it
+//! says. [`printable`] replaces every such character with `?` (tabs with a
+//! space) before such text is shown. The text stored is never changed.
 
 use std::borrow::Cow;
 
-/// `text` with control characters replaced; borrowed when it has none.
+/// `text` with control characters and bidirectional overrides replaced;
+/// borrowed when it has none.
 pub fn printable(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(char::is_control) {
+    if !text.chars().any(unsafe_to_show) {
         return Cow::Borrowed(text);
     }
     Cow::Owned(
         text.chars()
             .map(|c| match c {
                 '\t' => ' ',
-                c if c.is_control() => '?',
+                c if unsafe_to_show(c) => '?',
                 c => c,
             })
             .collect(),
     )
+}
+
+/// A control character (C0, DEL, C1), or one that changes the order in
+/// which the text after it is shown: the bidirectional embeddings and
+/// overrides (U+202A–U+202E) and isolates (U+2066–U+2069).
+fn unsafe_to_show(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 /// `text` cut to at most `limit` characters, with `…` and the length left
@@ -66,5 +76,21 @@ mod tests {
         assert_eq!(printable("\u{1b}]0;pwned\u{7}x"), "?]0;pwned?x");
         assert_eq!(printable("tab\there"), "tab here");
         assert_eq!(printable("S&P 500 ≥ 5000"), "S&P 500 ≥ 5000");
+        assert_eq!(printable("\u{1b}[2Jx\ry"), "?[2Jx?y");
+    }
+
+    #[test]
+    fn replaces_bidirectional_overrides_and_isolates() {
+        assert_eq!(printable("abc\u{202E}fed"), "abc?fed");
+        for c in ('\u{202A}'..='\u{202E}').chain('\u{2066}'..='\u{2069}') {
+            assert_eq!(printable(&format!("a{c}b")), "a?b", "U+{:04X}", c as u32);
+        }
+        // Neighbours and ordinary right-to-left text are kept.
+        assert_eq!(
+            printable("\u{2029}\u{202F}\u{2065}"),
+            "\u{2029}\u{202F}\u{2065}"
+        );
+        assert_eq!(printable("שלום مرحبا"), "שלום مرحبا");
+        assert_eq!(for_log("x\u{2067}y", 10), "x?y");
     }
 }

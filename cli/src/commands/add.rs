@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use chrono::{SecondsFormat, Utc};
 use kalshi_alerts_core::condition::{describe, parse_expiry, RepeatPolicy};
+use kalshi_alerts_core::display::printable;
 use kalshi_alerts_core::market::MarketDetail;
 use kalshi_alerts_core::price::{
     check_decimals, parse_non_negative, parse_probability, Price, MAX_AMOUNT, PRICE_DECIMALS,
@@ -36,13 +37,13 @@ pub fn run(context: &Context, args: AddArgs) -> CliResult<ExitCode> {
         Ok::<_, CliError>(())
     })??;
 
-    say!("Alert added: {}", condition.label);
+    say!("Alert added: {}", printable(&condition.label));
     say!("ID: {}", &condition.id[..8]);
     match &found {
         Some(Found::Market(market)) => say!(
             "Now: {} ({})",
             super::markets::quote_line(market),
-            kalshi_alerts_core::display::printable(&market.market.status)
+            printable(&market.market.status)
         ),
         Some(Found::Scope(open)) => say!(
             "Watches {}{} open market{} of {} {}, each on its own",
@@ -58,7 +59,7 @@ pub fn run(context: &Context, args: AddArgs) -> CliResult<ExitCode> {
         say!("Expires: {expires}");
     }
     if let Some(names) = &condition.notify {
-        say!("Notify: {}", names.join(", "));
+        say!("Notify: {}", printable(&names.join(", ")));
     }
     if let Some(policy) = condition.repeat {
         say!("Repeat: {policy}");

@@ -70,7 +70,7 @@ fn show(entry: &HistoryEntry) {
     say!(
         "    alert {}  condition {}",
         alert.id,
-        alert.condition_id.chars().take(8).collect::<String>()
+        printable(&alert.condition_id.chars().take(8).collect::<String>())
     );
     for d in &entry.deliveries {
         let status = match d.status {
@@ -104,7 +104,7 @@ pub fn rearm(context: &Context, id_prefix: &str) -> CliResult<ExitCode> {
         }
     })?;
     let condition = &file.conditions[index];
-    let short: String = condition.id.chars().take(8).collect();
+    let short = printable(&condition.id.chars().take(8).collect::<String>()).into_owned();
     let label = printable(&condition.display_label()).into_owned();
     // Without a database, no monitor ran here: nothing ever fired.
     let had_state = match open(context)? {

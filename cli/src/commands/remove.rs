@@ -3,6 +3,7 @@
 
 use std::process::ExitCode;
 
+use kalshi_alerts_core::display::printable;
 use kalshi_alerts_core::store::LookupError;
 
 use super::Context;
@@ -29,8 +30,8 @@ pub fn run(context: &Context, id_prefix: &str) -> CliResult<ExitCode> {
 
     say!(
         "Alert removed: {} ({})",
-        removed.display_label(),
-        removed.id.chars().take(8).collect::<String>()
+        printable(&removed.display_label()),
+        printable(&removed.id.chars().take(8).collect::<String>())
     );
     super::hint_if_monitor_runs(context);
     Ok(ExitCode::SUCCESS)
@@ -61,8 +62,8 @@ pub fn prune(context: &Context) -> CliResult<ExitCode> {
     for condition in &removed {
         say!(
             "  {} {}",
-            condition.id.chars().take(8).collect::<String>(),
-            kalshi_alerts_core::display::printable(&condition.display_label())
+            printable(&condition.id.chars().take(8).collect::<String>()),
+            printable(&condition.display_label())
         );
     }
     super::hint_if_monitor_runs(context);
