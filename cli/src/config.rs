@@ -75,6 +75,28 @@ fn read(path: &Path, may_set_data_dir: bool) -> CliResult<Option<FileSettings>> 
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        // Not even whether the file exists can be told: its directory is
+        // what cannot be read (`chmod 000 DATA`), and naming the file, which
+        // may not exist, would send the user looking for it.
+        Err(e)
+            if e.kind() == std::io::ErrorKind::PermissionDenied
+                && std::fs::symlink_metadata(path).is_err() =>
+        {
+            let dir = path.parent().unwrap_or(Path::new("."));
+            return Err(CliError::invalid(if may_set_data_dir {
+                format!(
+                    "directory {} of the user's config file: cannot look inside: {e}; give \
+                     yourself access to it (chmod u+rwx)",
+                    dir.display()
+                )
+            } else {
+                format!(
+                    "data dir {}: cannot look inside: {e}; give yourself access to it (chmod \
+                     u+rwx), or choose another with --data-dir or KALSHI_DATA_DIR",
+                    dir.display()
+                )
+            }));
+        }
         Err(e) => {
             return Err(CliError::invalid(format!(
                 "config file {}: cannot read: {e}",

@@ -167,3 +167,65 @@ fn a_bad_file_is_refused_naming_the_file_and_the_key() {
         assert!(stderr.contains(problem), "{text}: {stderr}");
     }
 }
+
+/// A data dir this user may not look inside (`chmod 000`) is named as such,
+/// not as a config file that cannot be read (there is none). As root, the
+/// command runs as nobody (setpriv); the test is skipped where it cannot
+/// drop privileges.
+#[cfg(unix)]
+#[test]
+fn an_unreadable_data_dir_is_named_as_the_problem() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let sandbox = Sandbox::new();
+    let root = unsafe { libc::geteuid() } == 0;
+    let setpriv = ["/usr/bin/setpriv", "/bin/setpriv"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists());
+    if root && setpriv.is_none() {
+        eprintln!("skipped: running as root and no setpriv to drop privileges");
+        return;
+    }
+    // Others may pass through the sandbox to the data dir, not into it.
+    std::fs::set_permissions(sandbox.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::create_dir_all(sandbox.data_dir()).unwrap();
+    std::fs::set_permissions(sandbox.data_dir(), std::fs::Permissions::from_mode(0o000)).unwrap();
+
+    for args in [&["alerts", "list"][..], &["config", "show"][..]] {
+        let kalshi = assert_cmd::cargo::cargo_bin("kalshi");
+        let mut cmd = match setpriv {
+            Some(setpriv) if root => {
+                let mut cmd = std::process::Command::new(setpriv);
+                cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+                    .arg(&kalshi);
+                cmd
+            }
+            _ => std::process::Command::new(&kalshi),
+        };
+        let output = cmd
+            .args(args)
+            .env_clear()
+            .env("KALSHI_DATA_DIR", sandbox.data_dir())
+            .env("KALSHI_API_BASE_URL", common::NO_SERVER)
+            .current_dir("/")
+            .output()
+            .unwrap();
+        let stderr = stderr_of(&output);
+        if stderr.contains("setpriv:") {
+            eprintln!("skipped: setpriv cannot drop privileges here: {stderr}");
+            return;
+        }
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert_eq!(
+            stderr,
+            format!(
+                "error: data dir {}: cannot look inside: Permission denied (os error 13); give \
+                 yourself access to it (chmod u+rwx), or choose another with --data-dir or \
+                 KALSHI_DATA_DIR\n",
+                sandbox.data_dir().display()
+            )
+        );
+        assert!(!stderr.contains("kalshi.toml"), "{stderr}");
+    }
+    std::fs::set_permissions(sandbox.data_dir(), std::fs::Permissions::from_mode(0o755)).unwrap();
+}
