@@ -360,6 +360,35 @@ fn a_daemon_that_dies_at_start_is_reported_with_the_log() {
     );
 }
 
+/// The log cannot take a line (a full disk; here /dev/full): a copy that
+/// dies at start is still reported with what it said, read from its
+/// standard error during the start.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_daemon_that_dies_at_start_with_an_unwritable_log_says_why() {
+    let sandbox = sandbox_with_condition();
+    std::fs::create_dir_all(sandbox.data_dir().join("alert_monitor.pid")).unwrap();
+    let log = sandbox.data_dir().join("alert_monitor.log");
+    std::os::unix::fs::symlink("/dev/full", &log).unwrap();
+
+    let output = sandbox
+        .kalshi()
+        .args(["alerts", "monitor", "--daemon"])
+        .output()
+        .unwrap();
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("error: the background monitor exited at start (exit status: 1): "),
+        "{stderr}"
+    );
+    assert!(stderr.contains("monitor lock"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("; see {}", log.display())),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn a_daemon_whose_data_dir_is_deleted_takes_its_lock_again() {
     let sandbox = sandbox_with_condition();

@@ -36,6 +36,10 @@ use crate::output::say;
 /// Set by the daemon launcher in the environment of its background copy.
 const DAEMON_CHILD: &str = "KALSHI_DAEMON_CHILD";
 
+/// Set by the daemon launcher to the log that the copy's standard error,
+/// until now a pipe the launcher reads, is to go to once it holds the lock.
+const DAEMON_LOG: &str = kalshi_alerts_plugins::launchers::daemon::DAEMON_LOG;
+
 const NO_ALERTS: &str = "No alerts configured. Use 'kalshi alerts add' to create some.";
 
 pub fn run(context: &Context, args: MonitorArgs) -> CliResult<ExitCode> {
@@ -373,6 +377,7 @@ fn run_here(
     // Taken once the database is open: a daemon's launcher returns when it
     // sees the lock, and the monitor must be able to run by then.
     let mut lock = MonitorLock::acquire(data_dir).map_err(|e| LaunchError::new(e.to_string()))?;
+    stderr_to_daemon_log()?;
     let built = setup.build().map_err(|e| LaunchError::new(e.message))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -575,6 +580,36 @@ fn read_conditions(store: &AlertStore) -> Result<Vec<Condition>, String> {
         .load()
         .map(|file| file.conditions)
         .map_err(|e| e.to_string())
+}
+
+/// A daemon's copy that holds the monitor lock moves its standard error
+/// from the launcher's pipe to the log: the launcher sees the pipe close,
+/// knows the start is over and returns, and nothing written later is lost.
+/// A log that cannot be opened ends the start, through the pipe still.
+fn stderr_to_daemon_log() -> Result<(), LaunchError> {
+    #[cfg(unix)]
+    if let Some(log) = std::env::var_os(DAEMON_LOG) {
+        use std::os::fd::AsRawFd;
+
+        let log = Path::new(&log);
+        let fail = |e: std::io::Error| {
+            LaunchError::new(format!(
+                "cannot send standard error to the log {}: {e}",
+                log.display()
+            ))
+        };
+        let file = kalshi_alerts_core::private::new_file_options()
+            .create(true)
+            .append(true)
+            .open(log)
+            .map_err(fail)?;
+        // SAFETY: dup2(2) makes descriptor 2 a copy of the log's; both are
+        // open, and descriptor 2 is replaced in one step.
+        if unsafe { libc::dup2(file.as_raw_fd(), 2) } == -1 {
+            return Err(fail(std::io::Error::last_os_error()));
+        }
+    }
+    Ok(())
 }
 
 /// On SIGHUP: reload the conditions at once, whether or not the file
