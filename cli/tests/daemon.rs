@@ -511,6 +511,21 @@ fn a_daemon_applies_edits_by_the_next_cycle_and_at_once_on_sighup() {
     });
     assert_eq!(common::fired_ids(&out), ["c"]);
 
+    // So is a threshold `alerts add` refuses: a move of 0 would fire on
+    // every market at every check.
+    sandbox.write_alerts(json!([
+        record("c", "price_above", "EUCLIMATE-2030", 0.3),
+        record("zero", "edge_detected", "CHINAUSGDP-30", 0.0),
+    ]));
+    signal(pid, libc::SIGHUP);
+    eventually("the move of 0 refused", Duration::from_secs(20), || {
+        log_text(&sandbox).contains(
+            "(id \"zero\") has edge_detected threshold 0, which `alerts add` refuses: a move \
+             of 0 would fire on every check",
+        )
+    });
+    assert_eq!(common::fired_ids(&out), ["c"]);
+
     // A good edit applies at once on SIGHUP, though the interval is an hour.
     sandbox.write_alerts(json!([
         record("c", "price_above", "EUCLIMATE-2030", 0.3),
