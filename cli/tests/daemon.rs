@@ -24,6 +24,15 @@ fn sandbox_with_condition() -> Sandbox {
 
 /// Starts a daemon and returns its PID from the launcher's message.
 fn start_daemon(sandbox: &Sandbox, server: &TestServer) -> (i32, DaemonGuard) {
+    start_daemon_every(sandbox, server, "1")
+}
+
+/// [`start_daemon`] with a check every `interval` seconds.
+fn start_daemon_every(
+    sandbox: &Sandbox,
+    server: &TestServer,
+    interval: &str,
+) -> (i32, DaemonGuard) {
     let output = sandbox
         .kalshi_at(&server.base_url())
         .args([
@@ -31,7 +40,7 @@ fn start_daemon(sandbox: &Sandbox, server: &TestServer) -> (i32, DaemonGuard) {
             "monitor",
             "--daemon",
             "--interval",
-            "1",
+            interval,
             "--scan",
             "full",
         ])
@@ -418,6 +427,42 @@ fn a_daemon_whose_data_dir_is_deleted_takes_its_lock_again() {
     eventually("the daemon to stop", Duration::from_secs(20), || {
         status_code(&sandbox) == Some(3)
     });
+}
+
+/// What `alerts status` quotes of the status file (a cycle's error, which
+/// may hold a server's text) is shown with control characters and
+/// bidirectional overrides replaced.
+#[test]
+fn status_shows_a_cycle_error_sanitized() {
+    let sandbox = sandbox_with_condition();
+    let server = TestServer::start(Scenario::new(fixtures::legacy_markets()));
+    // No cycle, so no rewrite of the status file, for an hour.
+    let (_pid, _guard) = start_daemon_every(&sandbox, &server, "3600");
+    let path = sandbox.data_dir().join("alert_monitor.status.json");
+    let read = || -> Option<serde_json::Value> {
+        serde_json::from_slice(&std::fs::read(&path).ok()?).ok()
+    };
+    eventually(
+        "a cycle in the status file",
+        Duration::from_secs(20),
+        || read().is_some_and(|s| s["last_cycle"].is_object()),
+    );
+    let mut status = read().unwrap();
+    status["last_cycle"]["error"] = json!("HTTP 400: \u{1b}]0;pwned\u{7}\u{202E}kcatta");
+    std::fs::write(&path, status.to_string()).unwrap();
+
+    let output = sandbox
+        .kalshi()
+        .args(["alerts", "status"])
+        .output()
+        .unwrap();
+    let stdout = stdout_of(&output);
+    assert!(stdout.contains("HTTP 400: ?]0;pwned??kcatta"), "{stdout}");
+    assert!(
+        !stdout.contains(['\u{1b}', '\u{7}', '\u{202E}']),
+        "{stdout:?}"
+    );
+    sandbox.kalshi().args(["alerts", "stop"]).assert().success();
 }
 
 #[test]

@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use kalshi_alerts_core::display::printable;
 use kalshi_alerts_core::lock::MonitorLock;
 use kalshi_alerts_core::monitor::{MonitorStatus, STATUS_FILE};
 
@@ -71,7 +72,7 @@ fn describe(status: &MonitorStatus) {
     say!(
         "Started: {} ({}, every {}s)",
         when(&status.started_at),
-        status.source,
+        printable(&status.source),
         status.interval_secs
     );
     say!(
@@ -81,7 +82,7 @@ fn describe(status: &MonitorStatus) {
     );
     if let Some(last) = &status.last_cycle {
         match &last.error {
-            Some(error) => say!("Last cycle: {} failed after {} ms: {error}", when(&last.started_at), last.took_ms),
+            Some(error) => say!("Last cycle: {} failed after {} ms: {}", when(&last.started_at), last.took_ms, printable(error)),
             None => say!(
                 "Last cycle: {}, {} ms, {} market(s) read, {} fired, {} delivered, {} failed, {} retrying",
                 when(&last.started_at), last.took_ms, last.markets, last.fired, last.delivered, last.failed, last.retrying
@@ -99,8 +100,9 @@ fn describe(status: &MonitorStatus) {
     }
     for (name, reason) in &status.failing_notifiers {
         say!(
-            "Failing notifier: {name}: {}",
-            kalshi_alerts_core::display::printable(reason)
+            "Failing notifier: {}: {}",
+            printable(name),
+            printable(reason)
         );
     }
 }
