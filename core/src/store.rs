@@ -374,10 +374,12 @@ fn temp_name(name: &str, pid: u32) -> String {
 /// they were killed between creating one and renaming it: files named as
 /// [`temp_name`] names them, of a process that is gone. Nothing else is
 /// touched: not another name's, not a live process's (it may be writing),
-/// not one whose process cannot be told (a pid of another PID namespace
-/// sharing the directory looks alive or gone as this one sees it; only
-/// "no such process" counts as gone). Any failure is ignored: cleaning is
-/// never a reason to fail a write.
+/// not one whose process cannot be told (only "no such process" counts as
+/// gone; a process of another user is alive). A writer in another PID
+/// namespace sharing the directory may look gone; the writers of a file
+/// hold its lock (alerts.json's, the monitor's for its status file), so
+/// none of them is writing while this one is. Any failure is ignored:
+/// cleaning is never a reason to fail a write.
 fn remove_stale_temps(dir: &Path, name: &str) {
     #[cfg(unix)]
     {
