@@ -772,6 +772,10 @@ fn a_hand_edited_file_with_a_shared_id_or_a_bad_ticker_is_refused_naming_the_con
             "(id \"ser\") watches series \"KX-SERIES\", and a series ticker has no '-'",
         ),
         (json!([far]), "(id \"far\") has an unreadable expires_at"),
+        (
+            json!([record("x\u{1b}]0;pwn\u{7}", "price_above", "SOLO", 0.1)]),
+            "has control or text-direction characters in its id",
+        ),
     ];
     for (conditions, message) in cases {
         sandbox.write_alerts(conditions);
@@ -795,13 +799,19 @@ fn a_hand_edited_file_with_a_shared_id_or_a_bad_ticker_is_refused_naming_the_con
 #[test]
 fn a_hand_edited_threshold_that_add_refuses_is_refused_at_start() {
     let sandbox = Sandbox::new();
-    let cases: [(&str, f64, &[&str], &str); 8] = [
+    let cases: [(&str, f64, &[&str], &str); 9] = [
         (
             "edge_detected",
             0.0,
             &["move", "X", "--by", "0"],
             "has edge_detected threshold 0, which `alerts add` refuses: a move of 0 would fire \
              on every check",
+        ),
+        (
+            "edge_detected",
+            1.0,
+            &["move", "X", "--by", "1"],
+            "moves by less than 1 between checks, so this could never fire",
         ),
         (
             "price_above",

@@ -27,11 +27,23 @@ pub fn printable(text: &str) -> Cow<'_, str> {
     )
 }
 
-/// A control character (C0, DEL, C1), or one that changes the order in
-/// which the text after it is shown: the bidirectional embeddings and
-/// overrides (U+202A–U+202E) and isolates (U+2066–U+2069).
+/// A control character (C0, DEL, C1); a line or paragraph separator
+/// (U+2028, U+2029), which some terminals and viewers break lines at; or
+/// one that changes the order in which the text around it is shown: the
+/// bidirectional marks (U+200E, U+200F, U+061C), embeddings and overrides
+/// (U+202A–U+202E) and isolates (U+2066–U+2069).
 fn unsafe_to_show(c: char) -> bool {
-    c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061C}'
+                | '\u{200E}'
+                | '\u{200F}'
+                | '\u{2028}'
+                | '\u{2029}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2066}'..='\u{2069}'
+        )
 }
 
 /// `text` cut to at most `limit` characters, with `…` and the length left
@@ -82,13 +94,17 @@ mod tests {
     #[test]
     fn replaces_bidirectional_overrides_and_isolates() {
         assert_eq!(printable("abc\u{202E}fed"), "abc?fed");
-        for c in ('\u{202A}'..='\u{202E}').chain('\u{2066}'..='\u{2069}') {
+        let marks_and_separators = ['\u{061C}', '\u{200E}', '\u{200F}', '\u{2028}', '\u{2029}'];
+        for c in ('\u{202A}'..='\u{202E}')
+            .chain('\u{2066}'..='\u{2069}')
+            .chain(marks_and_separators)
+        {
             assert_eq!(printable(&format!("a{c}b")), "a?b", "U+{:04X}", c as u32);
         }
         // Neighbours and ordinary right-to-left text are kept.
         assert_eq!(
-            printable("\u{2029}\u{202F}\u{2065}"),
-            "\u{2029}\u{202F}\u{2065}"
+            printable("\u{200D}\u{202F}\u{2065}"),
+            "\u{200D}\u{202F}\u{2065}"
         );
         assert_eq!(printable("שלום مرحبا"), "שלום مرحبا");
         assert_eq!(for_log("x\u{2067}y", 10), "x?y");

@@ -703,7 +703,7 @@ impl Monitor {
         let evaluating = std::time::Instant::now();
         let (fired, changes) = self.evaluate(&scan, now);
         let evaluation = evaluating.elapsed();
-        self.forget_gone(&scan);
+        self.forget_gone(&scan, now);
         let routes = self.routes(&fired);
         let routed: Vec<(FiredAlert, Vec<String>)> = fired
             .iter()
@@ -850,31 +850,40 @@ impl Monitor {
     }
 
     /// After a scan that read every listing to its end (so that a watched
-    /// market it did not find is not open): forgets the state kept for
-    /// markets of an event or series that are gone, and the last quotes of
-    /// markets no condition names that are gone too; after the set of
+    /// market it did not find is not open): forgets the state an event or
+    /// series condition kept for markets that are gone, and the last quotes
+    /// of markets nothing keeps a state for any more; after the set of
     /// conditions changed, also the state of conditions no longer in it.
     /// The database forgets them at the next commit. Without this, a
     /// series whose markets open and close would grow the state without
     /// end. A market that comes back starts afresh, as a new one would.
-    fn forget_gone(&mut self, scan: &Scan) {
+    ///
+    /// Nothing is forgotten of a market the scan could not tell is gone:
+    /// one listed with a record that could not be read, one of an event or
+    /// series whose listing was refused or cut short, or one of a condition
+    /// that is expired (its scope is no longer asked for) or not evaluated.
+    fn forget_gone(&mut self, scan: &Scan, now: chrono::DateTime<Utc>) {
         let scoped = self.conditions.iter().any(|c| !c.scope.is_market());
         if !scan.complete || !(scoped || self.sweep) {
             return;
         }
-        let live: HashMap<&str, Scope> = self
-            .conditions
-            .iter()
-            .map(|c| (c.id.as_str(), c.scope))
-            .collect();
+        let live: HashMap<&str, &Condition> =
+            self.conditions.iter().map(|c| (c.id.as_str(), c)).collect();
+        let scope_of = |id: &str| live.get(id).copied().filter(|c| !c.scope.is_market());
+        let listed =
+            |ticker: &str| scan.markets.contains_key(ticker) || scan.unreadable.contains(ticker);
         let sweep = self.sweep;
         let gone = |key: &str| {
-            if live.get(key) == Some(&Scope::Market) {
+            if live.get(key).is_some_and(|c| c.scope.is_market()) {
                 return false;
             }
             match key.rsplit_once('@') {
-                Some((id, ticker)) if live.get(id).is_some_and(|scope| !scope.is_market()) => {
-                    !scan.markets.contains_key(ticker)
+                Some((id, ticker)) if scope_of(id).is_some() => {
+                    let condition = scope_of(id).expect("checked just above");
+                    let asked = !condition.is_expired(now)
+                        && !matches!(condition.condition_type, ConditionType::Unsupported(_))
+                        && !scan_left_unread(scan, condition);
+                    asked && !listed(ticker)
                 }
                 _ => sweep && !live.contains_key(key),
             }
@@ -884,16 +893,23 @@ impl Monitor {
             self.known.remove(key);
             self.unsaved.remove(key);
         }
-        let named: HashSet<&str> = self
+        // A quote is kept while a condition names its market or keeps a
+        // state for it.
+        let mut in_use: HashSet<&str> = self
             .conditions
             .iter()
             .filter(|c| c.scope.is_market())
             .map(|c| c.ticker.as_str())
             .collect();
+        in_use.extend(self.known.keys().filter_map(|key| {
+            key.rsplit_once('@')
+                .filter(|(id, _)| scope_of(id).is_some())
+                .map(|(_, ticker)| ticker)
+        }));
         let tickers: Vec<String> = self
             .previous
             .keys()
-            .filter(|t| !scan.markets.contains_key(*t) && !named.contains(t.as_str()))
+            .filter(|t| !listed(t) && !in_use.contains(t.as_str()))
             .cloned()
             .collect();
         for ticker in &tickers {
@@ -965,8 +981,13 @@ impl Monitor {
             if markets.is_empty() {
                 // Said once while it lasts, and only when the scan read every
                 // listing: then the market is not open, or not asked for.
-                if scan.complete && self.unlisted.insert(condition.id.clone()) {
-                    tracing::warn!(id = %condition.id, ticker = %condition.ticker,
+                let unread = match condition.scope {
+                    Scope::Market => scan.unreadable.contains(&condition.ticker),
+                    Scope::Event | Scope::Series => scan_left_unread(scan, condition),
+                };
+                if scan.complete && !unread && self.unlisted.insert(condition.id.clone()) {
+                    tracing::warn!(id = %crate::display::for_log(&condition.id, LOGGED_ID),
+                        ticker = %condition.ticker,
                         scope = %condition.scope,
                         "no open market found for this condition (closed, settled, mistyped, \
                          or a combo --skip-combos leaves out); it is checked again every cycle");
@@ -1094,6 +1115,20 @@ impl Check<'_> {
         (alert, after, write)
     }
 }
+
+/// Whether `scan` left the event or series `condition` watches unread (its
+/// listing refused or cut short).
+fn scan_left_unread(scan: &Scan, condition: &Condition) -> bool {
+    match condition.scope {
+        Scope::Market => false,
+        Scope::Event => scan.unread_events.contains(&condition.ticker),
+        Scope::Series => scan.unread_series.contains(&condition.ticker),
+    }
+}
+
+/// How much of a condition id a log line quotes: ids written by this tool
+/// and the Python one are UUIDs, a hand-edited one may be anything.
+const LOGGED_ID: usize = 100;
 
 /// The markets of one scan by event and by series, for the scopes the
 /// conditions watch only.
@@ -1413,6 +1448,83 @@ mod tests {
         monitor.run_cycle().await.unwrap();
         assert_eq!(sorted(stored().conditions().unwrap()), ["t"]);
         assert_eq!(sorted(stored().markets("prod").unwrap()), ["T"]);
+    }
+
+    /// A source whose every scan `script` makes, given the cycle's number.
+    struct Scripted<F>(F, usize);
+
+    #[async_trait]
+    impl<F: FnMut(usize, &Watchlist) -> Scan + Send> MarketSource for Scripted<F> {
+        async fn scan(&mut self, watched: &Watchlist) -> Result<Scan, SourceError> {
+            self.1 += 1;
+            Ok((self.0)(self.1, watched))
+        }
+
+        fn describe(&self) -> String {
+            "scripted".into()
+        }
+    }
+
+    /// What the scan could not tell is gone is kept: a market listed with a
+    /// record that could not be read, the markets of a scope whose listing
+    /// was refused, and those of an expired condition (no longer asked for)
+    /// — so that a `once` condition does not fire again when they are read
+    /// again.
+    #[tokio::test]
+    async fn nothing_is_forgotten_of_a_market_the_scan_could_not_tell_is_gone() {
+        let script = |cycle: usize, watched: &Watchlist| {
+            let mut scan = Scan::default();
+            let mut frame = vec![listed("EVB-1", "EVB", 95, 97)];
+            if watched.events.contains("EVA") {
+                frame.push(listed("EVA-1", "EVA", 95, 97));
+            }
+            match cycle {
+                // EVA-1's record cannot be read.
+                2 => frame.retain(|m| m["ticker"] != "EVA-1"),
+                // EVA's listing is refused.
+                3 => {
+                    frame.retain(|m| m["ticker"] != "EVA-1");
+                    scan.unread_events.insert("EVA".into());
+                }
+                _ => {}
+            }
+            scan.absorb_page(&frame, watched);
+            if cycle == 2 {
+                scan.unreadable.insert("EVA-1".into());
+            }
+            scan.complete = true;
+            scan
+        };
+        let once = |id: &str, event: &str| {
+            let mut c = scoped(id, Scope::Event, event, 0.9);
+            c.repeat = Some(crate::condition::RepeatPolicy::Once);
+            c
+        };
+        let mut expiring = once("b", "EVB");
+        let mut monitor = Monitor::new(
+            Box::new(Scripted(script, 0)),
+            vec![once("a", "EVA"), expiring.clone()],
+            vec![],
+        );
+        assert_eq!(monitor.run_cycle().await.unwrap().fired.len(), 2);
+        for _ in 2..=3 {
+            assert!(monitor.run_cycle().await.unwrap().fired.is_empty());
+            assert_eq!(monitor.known.len(), 2, "{:?}", monitor.known.keys());
+        }
+        // EVB's condition expires: its scope is no longer asked for, and
+        // its state stays.
+        expiring.expires_at = Some("2000-01-01T00:00:00Z".into());
+        let mut reload = Some(vec![once("a", "EVA"), expiring.clone()]);
+        monitor.reload_with(Box::new(move || {
+            reload.take().map(|conditions| {
+                Ok(Reloaded {
+                    conditions: Some(conditions),
+                    notifiers: None,
+                })
+            })
+        }));
+        assert!(monitor.run_cycle().await.unwrap().fired.is_empty());
+        assert_eq!(monitor.known.len(), 2, "{:?}", monitor.known.keys());
     }
 
     fn frames(prices: &[(i64, i64)]) -> Frames {

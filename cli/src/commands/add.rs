@@ -425,6 +425,10 @@ pub(crate) fn threshold_problem(kind: &ConditionType, threshold: Price) -> Optio
         ConditionType::EdgeDetected if threshold.is_zero() => {
             Some("a move of 0 would fire on every check".to_string())
         }
+        ConditionType::EdgeDetected if threshold >= Price::ONE => Some(
+            "a quoted midpoint moves by less than 1 between checks, so this could never fire"
+                .to_string(),
+        ),
         ConditionType::SpreadAbove | ConditionType::VolumeAbove
             if threshold.is_sign_negative() && !threshold.is_zero() =>
         {

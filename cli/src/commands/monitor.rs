@@ -143,6 +143,12 @@ fn check_conditions(conditions: &[Condition]) -> CliResult {
         if condition.id.trim().is_empty() {
             return refuse("has an empty id".to_string());
         }
+        if display::printable(&condition.id) != condition.id.as_str() {
+            // It would reach terminals and logs in every alert it fires.
+            return refuse(
+                "has control or text-direction characters in its id (shown as '?')".to_string(),
+            );
+        }
         if let Some(first) = ids.insert(condition.id.as_str(), number) {
             return refuse(format!(
                 "has the id of condition {first}: each condition needs its own"

@@ -578,7 +578,7 @@ struct EarlyRequest<'a> {
 
 impl EarlyRequest<'_> {
     fn allows(&self, cursor: &str) -> bool {
-        self.allowed && !self.seen.contains(cursor)
+        self.allowed && cursor.len() <= MAX_CURSOR_BYTES && !self.seen.contains(cursor)
     }
 }
 
@@ -590,6 +590,8 @@ struct PageRead {
     read: usize,
     /// Records that could not be read.
     skipped: usize,
+    /// The tickers of those, where they could be read: listed, so open.
+    unreadable: Vec<String>,
     /// The next page's cursor; `None` on the last page.
     cursor: Option<String>,
 }
@@ -619,6 +621,9 @@ impl PageRead {
         };
         self.read += 1;
         self.skipped += 1;
+        if !failed.ticker.is_empty() && failed.ticker != "<unknown>" {
+            self.unreadable.push(failed.ticker.clone());
+        }
         tracing::warn!(
             ticker = %crate::display::for_log(&failed.ticker, LOGGED_VALUE),
             reason = %crate::display::for_log(&failed.reason, LOGGED_VALUE),
@@ -683,10 +688,9 @@ impl KalshiClient {
                 } else {
                     &[]
                 };
-                let read_to_end = self.read_listing(filters, None, watched, &mut scan).await?;
-                // Combos left out, a scope's combo markets are missing
-                // from a listing read to its end.
-                scan.complete = read_to_end && !self.config.skip_combos;
+                // With combos left out, a combo market counts as not
+                // listed: a condition on one is never checked then.
+                scan.complete = self.read_listing(filters, None, watched, &mut scan).await?;
             }
             ScanMode::Auto => {
                 // One listing the API refuses (a scope or a ticker it
@@ -696,19 +700,29 @@ impl KalshiClient {
                 // condition, does the scan fail.
                 let listings = targeted_listings(watched);
                 let mut refused = Vec::new();
-                let mut every_one_to_its_end = true;
+                // Whether every batch of tickers was read to its end; an
+                // event or series listing that was not is named instead.
+                let mut every_batch = true;
                 for (name, value, asked) in &listings {
-                    match self
+                    let read_to_end = match self
                         .read_listing(&[(name, value.as_str())], *asked, watched, &mut scan)
                         .await
                     {
-                        Ok(read_to_end) => every_one_to_its_end &= read_to_end,
+                        Ok(read_to_end) => read_to_end,
                         Err(e @ SourceError::Refused { status, .. })
                             if (400..500).contains(&status) && !matches!(status, 408 | 429) =>
                         {
                             refused.push(e);
+                            false
                         }
                         Err(e) => return Err(e),
+                    };
+                    if !read_to_end {
+                        match *name {
+                            "event_ticker" => _ = scan.unread_events.insert(value.clone()),
+                            "series_ticker" => _ = scan.unread_series.insert(value.clone()),
+                            _ => every_batch = false,
+                        }
                     }
                     if scan.truncated {
                         break;
@@ -717,7 +731,7 @@ impl KalshiClient {
                 if !refused.is_empty() && refused.len() == listings.len() {
                     return Err(refused.swap_remove(0));
                 }
-                scan.complete = every_one_to_its_end && refused.is_empty() && !scan.truncated;
+                scan.complete = every_batch && !scan.truncated;
                 for e in &refused {
                     tracing::warn!(
                         error = %crate::display::for_log(&e.to_string(), LOGGED_VALUE),
@@ -731,8 +745,10 @@ impl KalshiClient {
 
     /// Reads every page of the listing narrowed by `filters` into `scan`;
     /// `true` when it was read to its end, so that a market it did not send
-    /// is not open. A listing of `asked` tickers ends once it has sent that
-    /// many markets, whatever its cursor says.
+    /// is not open. A batch of `asked` tickers ends once it has sent every
+    /// one of them, whatever its cursor says; and once it has sent that many
+    /// markets without them (a server that ignores the filter), but then
+    /// not read to its end.
     ///
     /// Each page is read as it streams in (see [`super::page`]); as soon
     /// as its cursor is read, the next page is requested, so that it
@@ -750,6 +766,15 @@ impl KalshiClient {
         let mut empty_in_a_row = 0;
         let mut ahead: Option<Prefetch> = None;
         let (mut pages, mut sent) = (0, 0);
+        let wanted: HashSet<&str> = match asked {
+            Some(_) => filters
+                .iter()
+                .filter(|(name, _)| *name == "tickers")
+                .flat_map(|(_, value)| value.split(','))
+                .collect(),
+            None => HashSet::new(),
+        };
+        let mut found: HashSet<String> = HashSet::new();
 
         loop {
             if self.config.max_pages.is_some_and(|max| scan.pages >= max) {
@@ -782,6 +807,15 @@ impl KalshiClient {
             sent += page.read;
             scan.markets_read += page.read;
             scan.skipped += page.skipped;
+            scan.unreadable.extend(page.unreadable);
+            if asked.is_some() {
+                found.extend(
+                    page.markets
+                        .iter()
+                        .filter(|m| wanted.contains(m.ticker.as_str()))
+                        .map(|m| m.ticker.clone()),
+                );
+            }
             scan.markets
                 .extend(page.markets.into_iter().map(|m| (m.ticker.clone(), m)));
             if let Some(progress) = self.progress.as_mut() {
@@ -791,10 +825,16 @@ impl KalshiClient {
             let Some(next) = page.cursor else {
                 return Ok(true);
             };
-            if asked.is_some_and(|asked| sent >= asked) {
-                // Every ticker asked for has had its chance: a page more
-                // could only repeat them.
+            if asked.is_some() && found.len() >= wanted.len() {
+                // Every ticker asked for came: a page more could only
+                // repeat them.
                 return Ok(true);
+            }
+            if asked.is_some_and(|asked| sent >= asked) {
+                tracing::warn!(url = %self.config.base_url, page = number, markets = sent,
+                    "a listing of tickers sent as many markets as were asked for, but not \
+                     those; the scan stops it there");
+                return Ok(false);
             }
             let endless = endless(&mut seen_cursors, next.clone(), empty_in_a_row).or_else(|| {
                 (pages >= self.config.max_listing_pages).then(|| {
@@ -928,6 +968,11 @@ fn targeted_listings(watched: &Watchlist) -> Vec<(&'static str, String, Option<u
     batches.chain(events).chain(series).collect()
 }
 
+/// The longest cursor followed. Kalshi's are a few dozen characters; every
+/// cursor of a listing is kept to tell a loop, so a server sending huge
+/// ones would otherwise cost memory page after page.
+const MAX_CURSOR_BYTES: usize = 4096;
+
 /// How many empty pages in a row that still carry a cursor are followed.
 ///
 /// An empty page with a cursor is legal: a server may cut a page where
@@ -940,6 +985,12 @@ const MAX_EMPTY_PAGES_IN_A_ROW: usize = 10;
 /// cursor was met before in this scan (no real scan revisits a page), or
 /// too many empty pages came in a row. Records `next` as seen.
 fn endless(seen: &mut HashSet<String>, next: String, empty_in_a_row: usize) -> Option<String> {
+    if next.len() > MAX_CURSOR_BYTES {
+        return Some(format!(
+            "the API sent a cursor of {} bytes, longer than any real one ({MAX_CURSOR_BYTES} at most)",
+            next.len()
+        ));
+    }
     if !seen.insert(next) {
         return Some("the API repeated a cursor of this scan, which would page for ever".into());
     }
@@ -1448,9 +1499,10 @@ mod server_tests {
     }
 
     /// A cursor that names a new page for ever: a batch of tickers ends
-    /// once it has sent as many markets as were asked for, any other
-    /// listing after `max_listing_pages`, and neither counts as complete
-    /// unless it had all it asked for.
+    /// once it has sent every ticker asked for (complete) or as many other
+    /// markets (not complete: the server ignored the filter), any other
+    /// listing after `max_listing_pages`: an event's is named unread, a
+    /// full listing leaves the scan incomplete.
     #[tokio::test]
     async fn a_cursor_that_never_ends_is_followed_only_so_far() {
         let (url, requests) = fresh_cursor_server();
@@ -1463,13 +1515,19 @@ mod server_tests {
             .unwrap();
         assert_eq!(requests.load(Ordering::SeqCst), 1);
         assert!(scan.complete && scan.markets.contains_key("NEW-1"));
+        let scan = client
+            .scan(&Watchlist::of_tickers(["OTHER-1"]))
+            .await
+            .unwrap();
+        assert_eq!(requests.load(Ordering::SeqCst), 2);
+        assert!(!scan.complete);
 
         let mut watched = Watchlist::default();
         watched.events.insert("NEW".into());
         let scan = client.scan(&watched).await.unwrap();
-        assert_eq!(requests.load(Ordering::SeqCst), 1 + 7);
+        assert_eq!(requests.load(Ordering::SeqCst), 2 + 7);
         assert_eq!(scan.markets.len(), 7);
-        assert!(!scan.complete);
+        assert!(scan.complete && scan.unread_events.contains("NEW"));
 
         let mut config = ClientConfig::new(url);
         config.max_listing_pages = 4;
@@ -1479,13 +1537,13 @@ mod server_tests {
             .scan(&watched)
             .await
             .unwrap();
-        assert_eq!(requests.load(Ordering::SeqCst), 1 + 7 + 4);
+        assert_eq!(requests.load(Ordering::SeqCst), 2 + 7 + 4);
         assert_eq!(scan.pages, 4);
         assert!(!scan.complete);
     }
 
     #[tokio::test]
-    async fn a_full_listing_read_to_its_end_is_complete_but_not_without_its_combos() {
+    async fn a_full_listing_read_to_its_end_is_complete_combos_left_out_or_not() {
         let server = TestServer::start(Scenario::new(fixtures::legacy_markets()));
         let scan = client(&server, 100)
             .scan(&Watchlist::default())
@@ -1494,7 +1552,7 @@ mod server_tests {
         assert!(scan.pages > 1 && scan.complete);
         let mut skipping = client(&server, 100);
         skipping.set_scan(ScanMode::Full, true);
-        assert!(!skipping.scan(&Watchlist::default()).await.unwrap().complete);
+        assert!(skipping.scan(&Watchlist::default()).await.unwrap().complete);
         let mut limited = ClientConfig::new(server.base_url());
         limited.page_limit = 100;
         limited.scan = ScanMode::Full;

@@ -9,7 +9,7 @@ mod kalshi;
 mod page;
 mod replay;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use async_trait::async_trait;
 use serde_json::Value;
@@ -79,10 +79,18 @@ pub struct Scan {
     pub skipped: usize,
     /// The scan stopped at the page limit before the last page.
     pub truncated: bool,
-    /// Every listing was read to its end, none refused and none cut short:
-    /// a watched market not in `markets` is not open now. Only then does
+    /// Every listing was read to its end, none refused and none cut short,
+    /// but the event and series listings named in `unread_events` and
+    /// `unread_series`: a watched market not in `markets` (nor in
+    /// `unreadable`, nor of an unread scope) is not open now. Only then does
     /// the monitor forget what it kept of markets that are gone.
     pub complete: bool,
+    /// Event and series listings refused or cut short in a targeted scan.
+    pub unread_events: BTreeSet<String>,
+    pub unread_series: BTreeSet<String>,
+    /// Tickers of listed records that could not be read: open, but
+    /// unknown this cycle.
+    pub unreadable: HashSet<String>,
     /// A replay has served its last frame; later scans repeat it.
     pub exhausted: bool,
 }
@@ -101,6 +109,7 @@ impl Scan {
                 Ok(_) => {}
                 Err(e) => {
                     self.skipped += 1;
+                    self.unreadable.insert(e.ticker.clone());
                     tracing::warn!(
                         ticker = %crate::display::for_log(&e.ticker, LOGGED_VALUE),
                         reason = %crate::display::for_log(&e.reason, LOGGED_VALUE),
