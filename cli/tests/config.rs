@@ -168,6 +168,23 @@ fn a_bad_file_is_refused_naming_the_file_and_the_key() {
     }
 }
 
+/// `kalshi` run as this user, or as nobody when this user is root (whom
+/// file permissions do not stop); `None` where root cannot drop them.
+#[cfg(unix)]
+fn kalshi_without_privileges() -> Option<std::process::Command> {
+    let kalshi = assert_cmd::cargo::cargo_bin("kalshi");
+    if unsafe { libc::geteuid() } != 0 {
+        return Some(std::process::Command::new(&kalshi));
+    }
+    let setpriv = ["/usr/bin/setpriv", "/bin/setpriv"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())?;
+    let mut cmd = std::process::Command::new(setpriv);
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&kalshi);
+    Some(cmd)
+}
+
 /// A data dir this user may not look inside (`chmod 000`) is named as such,
 /// not as a config file that cannot be read (there is none). As root, the
 /// command runs as nobody (setpriv); the test is skipped where it cannot
@@ -178,11 +195,7 @@ fn an_unreadable_data_dir_is_named_as_the_problem() {
     use std::os::unix::fs::PermissionsExt;
 
     let sandbox = Sandbox::new();
-    let root = unsafe { libc::geteuid() } == 0;
-    let setpriv = ["/usr/bin/setpriv", "/bin/setpriv"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists());
-    if root && setpriv.is_none() {
+    if kalshi_without_privileges().is_none() {
         eprintln!("skipped: running as root and no setpriv to drop privileges");
         return;
     }
@@ -192,16 +205,7 @@ fn an_unreadable_data_dir_is_named_as_the_problem() {
     std::fs::set_permissions(sandbox.data_dir(), std::fs::Permissions::from_mode(0o000)).unwrap();
 
     for args in [&["alerts", "list"][..], &["config", "show"][..]] {
-        let kalshi = assert_cmd::cargo::cargo_bin("kalshi");
-        let mut cmd = match setpriv {
-            Some(setpriv) if root => {
-                let mut cmd = std::process::Command::new(setpriv);
-                cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-                    .arg(&kalshi);
-                cmd
-            }
-            _ => std::process::Command::new(&kalshi),
-        };
+        let mut cmd = kalshi_without_privileges().unwrap();
         let output = cmd
             .args(args)
             .env_clear()
@@ -228,4 +232,59 @@ fn an_unreadable_data_dir_is_named_as_the_problem() {
         assert!(!stderr.contains("kalshi.toml"), "{stderr}");
     }
     std::fs::set_permissions(sandbox.data_dir(), std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// A data dir this user may read but not write: `alerts add` names the
+/// file it could not create there (the lock beside alerts.json, or the new
+/// copy that replaces it), not alerts.json alone, and changes nothing.
+#[cfg(unix)]
+#[test]
+fn a_data_dir_that_cannot_be_written_is_named_by_add() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let sandbox = Sandbox::new();
+    if kalshi_without_privileges().is_none() {
+        eprintln!("skipped: running as root and no setpriv to drop privileges");
+        return;
+    }
+    std::fs::set_permissions(sandbox.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    sandbox.write_alerts(serde_json::json!([]));
+    let alerts = sandbox.alerts_path();
+    std::fs::set_permissions(&alerts, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let before = std::fs::read(&alerts).unwrap();
+    std::fs::set_permissions(sandbox.data_dir(), std::fs::Permissions::from_mode(0o555)).unwrap();
+
+    let output = kalshi_without_privileges()
+        .unwrap()
+        .args([
+            "alerts",
+            "add",
+            "--no-check",
+            "price",
+            "X-1",
+            "--above",
+            "0.5",
+        ])
+        .env_clear()
+        .env("KALSHI_DATA_DIR", sandbox.data_dir())
+        .env("KALSHI_API_BASE_URL", common::NO_SERVER)
+        .current_dir("/")
+        .output()
+        .unwrap();
+    std::fs::set_permissions(sandbox.data_dir(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let stderr = stderr_of(&output);
+    if stderr.contains("setpriv:") {
+        eprintln!("skipped: setpriv cannot drop privileges here: {stderr}");
+        return;
+    }
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let data_dir = sandbox.data_dir().display().to_string();
+    assert!(
+        stderr.contains(&format!(
+            "cannot open its lock file {data_dir}/.alerts.lock"
+        )) || stderr.contains(&format!("cannot create a file in {data_dir}")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("Permission denied"), "{stderr}");
+    assert_eq!(std::fs::read(&alerts).unwrap(), before);
 }

@@ -221,7 +221,12 @@ impl AlertStore {
             .truncate(false)
             .write(true)
             .open(&lock_path)
-            .map_err(|e| self.io_error(e))?;
+            .map_err(|e| {
+                self.io_error(io::Error::new(
+                    e.kind(),
+                    format!("cannot open its lock file {}: {e}", lock_path.display()),
+                ))
+            })?;
         let deadline = std::time::Instant::now() + LOCK_WAIT;
         loop {
             match lock.try_lock() {
@@ -450,7 +455,18 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
             .write(true)
             .create(true)
             .truncate(true)
-            .open(&temp)?;
+            .open(&temp)
+            .map_err(|e| {
+                // The file is replaced through a new one beside it: what
+                // is refused is the directory, which the bare error hides.
+                io::Error::new(
+                    e.kind(),
+                    format!(
+                        "cannot create a file in {} to replace it with: {e}",
+                        dir.display()
+                    ),
+                )
+            })?;
         file.write_all(bytes)?;
         file.sync_all()?;
         fs::rename(&temp, path)?;
