@@ -8,6 +8,8 @@ mod common;
 use common::{record, stderr_of, stdout_of, Sandbox};
 use kalshi_test_server::{fixtures, Scenario, TestServer};
 use serde_json::{json, Value};
+#[cfg(unix)]
+use std::process::Output;
 
 fn write(path: &std::path::Path, text: &str) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -168,8 +170,29 @@ fn a_bad_file_is_refused_naming_the_file_and_the_key() {
     }
 }
 
-/// `kalshi` run as this user, or as nobody when this user is root (whom
-/// file permissions do not stop); `None` where root cannot drop them.
+/// `kalshi ARGS` on the data dir `data_dir`, with no other settings, run
+/// as this user, or as nobody when this user is root (whom file
+/// permissions do not stop); `None` where root cannot drop them.
+#[cfg(unix)]
+fn run_without_privileges(args: &[&str], data_dir: &std::path::Path) -> Option<Output> {
+    let output = kalshi_without_privileges()?
+        .args(args)
+        .env_clear()
+        .env("KALSHI_DATA_DIR", data_dir)
+        .env("KALSHI_API_BASE_URL", common::NO_SERVER)
+        .current_dir("/")
+        .output()
+        .unwrap();
+    if stderr_of(&output).contains("setpriv:") {
+        eprintln!(
+            "skipped: setpriv cannot drop privileges here: {}",
+            stderr_of(&output)
+        );
+        return None;
+    }
+    Some(output)
+}
+
 #[cfg(unix)]
 fn kalshi_without_privileges() -> Option<std::process::Command> {
     let kalshi = assert_cmd::cargo::cargo_bin("kalshi");
@@ -205,20 +228,10 @@ fn an_unreadable_data_dir_is_named_as_the_problem() {
     std::fs::set_permissions(sandbox.data_dir(), std::fs::Permissions::from_mode(0o000)).unwrap();
 
     for args in [&["alerts", "list"][..], &["config", "show"][..]] {
-        let mut cmd = kalshi_without_privileges().unwrap();
-        let output = cmd
-            .args(args)
-            .env_clear()
-            .env("KALSHI_DATA_DIR", sandbox.data_dir())
-            .env("KALSHI_API_BASE_URL", common::NO_SERVER)
-            .current_dir("/")
-            .output()
-            .unwrap();
-        let stderr = stderr_of(&output);
-        if stderr.contains("setpriv:") {
-            eprintln!("skipped: setpriv cannot drop privileges here: {stderr}");
+        let Some(output) = run_without_privileges(args, &sandbox.data_dir()) else {
             return;
-        }
+        };
+        let stderr = stderr_of(&output);
         assert_eq!(output.status.code(), Some(1), "{stderr}");
         assert_eq!(
             stderr,
@@ -254,9 +267,8 @@ fn a_data_dir_that_cannot_be_written_is_named_by_add() {
     let before = std::fs::read(&alerts).unwrap();
     std::fs::set_permissions(sandbox.data_dir(), std::fs::Permissions::from_mode(0o555)).unwrap();
 
-    let output = kalshi_without_privileges()
-        .unwrap()
-        .args([
+    let output = run_without_privileges(
+        &[
             "alerts",
             "add",
             "--no-check",
@@ -264,19 +276,14 @@ fn a_data_dir_that_cannot_be_written_is_named_by_add() {
             "X-1",
             "--above",
             "0.5",
-        ])
-        .env_clear()
-        .env("KALSHI_DATA_DIR", sandbox.data_dir())
-        .env("KALSHI_API_BASE_URL", common::NO_SERVER)
-        .current_dir("/")
-        .output()
-        .unwrap();
+        ],
+        &sandbox.data_dir(),
+    );
     std::fs::set_permissions(sandbox.data_dir(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let stderr = stderr_of(&output);
-    if stderr.contains("setpriv:") {
-        eprintln!("skipped: setpriv cannot drop privileges here: {stderr}");
+    let Some(output) = output else {
         return;
-    }
+    };
+    let stderr = stderr_of(&output);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     let data_dir = sandbox.data_dir().display().to_string();
     assert!(
