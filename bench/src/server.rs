@@ -433,10 +433,9 @@ impl ListingQuery {
             limit: DEFAULT_LIMIT,
             ..ListingQuery::default()
         };
-        for pair in query.split('&').filter(|pair| !pair.is_empty()) {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let value = percent_decode(value);
-            match name {
+        for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+            let value = value.into_owned();
+            match name.as_ref() {
                 "status" => parsed.status = Some(value),
                 "limit" => {
                     let limit: usize = value.parse().map_err(|_| format!("limit {value:?}"))?;
@@ -490,7 +489,7 @@ async fn answer(State(exchange): State<Arc<Exchange>>, request: Request) -> Resp
         };
     }
     if let Some(ticker) = path.strip_prefix("/markets/") {
-        return exchange.single(&percent_decode(ticker));
+        return exchange.single(&percent_encoding::percent_decode_str(ticker).decode_utf8_lossy());
     }
     bump(&exchange.counters.other);
     refusal(StatusCode::NOT_FOUND, "no such endpoint")
@@ -545,30 +544,6 @@ fn gzip(page: &Bytes) -> io::Result<Bytes> {
     let mut encoder = GzEncoder::new(Vec::new(), flate2::Compression::default());
     encoder.write_all(page)?;
     Ok(Bytes::from(encoder.finish()?))
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |at: usize| bytes.get(at).and_then(|b| (*b as char).to_digit(16));
-        match (bytes[i], hex(i + 1), hex(i + 2)) {
-            (b'%', Some(high), Some(low)) => {
-                out.push((high * 16 + low) as u8);
-                i += 3;
-            }
-            (b'+', _, _) => {
-                out.push(b' ');
-                i += 1;
-            }
-            (byte, _, _) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
