@@ -574,19 +574,17 @@ fn full_scan_row(
     };
     let mut row = Row::new(work, target);
     row.rate = Some(rate);
+    let name = format!(
+        "full-{}-{rate}{}",
+        set.len(),
+        if skip_combos { "-skip" } else { "" }
+    );
     let plan = ScanPlan {
-        name: format!(
-            "full-{}-{rate}{}",
-            set.len(),
-            if skip_combos { "-skip" } else { "" }
-        ),
-        conditions: 100,
-        full: true,
         skip_combos,
         rate,
-        runs,
         curl: !paced,
         curl_gzip: !paced && !skip_combos && options.gzip,
+        ..ScanPlan::unpaced(name, 100, true, runs)
     };
     match bench.scan(server, set, &plan) {
         Ok(measured) => {
@@ -681,16 +679,7 @@ fn auto_row(bench: &Bench, server: &MarketServer, set: &MarketSet, runs: usize) 
         "≤ 2 requests, ≤ 30 ms",
     );
     row.rate = Some(UNPACED);
-    let plan = ScanPlan {
-        name: "auto-100".into(),
-        conditions: 100,
-        full: false,
-        skip_combos: false,
-        rate: UNPACED,
-        runs,
-        curl: false,
-        curl_gzip: false,
-    };
+    let plan = ScanPlan::unpaced("auto-100".into(), 100, false, runs);
     match bench.scan(server, set, &plan) {
         Ok(measured) => {
             row.runs = measured.wall_ms.len();
@@ -850,16 +839,7 @@ fn evaluation_row(bench: &Bench, server: &MarketServer, set: &MarketSet, runs: u
         "evaluate_us ≤ 5,000",
     );
     row.rate = Some(UNPACED);
-    let plan = ScanPlan {
-        name: "eval-10000".into(),
-        conditions: 10_000,
-        full: true,
-        skip_combos: false,
-        rate: UNPACED,
-        runs,
-        curl: false,
-        curl_gzip: false,
-    };
+    let plan = ScanPlan::unpaced("eval-10000".into(), 10_000, true, runs);
     match bench.scan(server, set, &plan) {
         Ok(measured) => {
             fill_scan_row(&mut row, &measured);
@@ -891,16 +871,12 @@ fn matrix_cell(
         auto_requests: 0,
         measured: true,
     };
-    let mut plan = ScanPlan {
-        name: format!("cell-{}-{conditions}-full", set.len()),
+    let mut plan = ScanPlan::unpaced(
+        format!("cell-{}-{conditions}-full", set.len()),
         conditions,
-        full: true,
-        skip_combos: false,
-        rate: UNPACED,
+        true,
         runs,
-        curl: false,
-        curl_gzip: false,
-    };
+    );
     match bench.scan(server, set, &plan) {
         Ok(full) => {
             cell.full_wall_ms = Spread::of(&full.wall_ms);

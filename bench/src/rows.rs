@@ -70,6 +70,23 @@ pub struct ScanPlan {
     pub curl_gzip: bool,
 }
 
+impl ScanPlan {
+    /// `runs` scans of `conditions` conditions, full or targeted, at [`UNPACED`], with no curl
+    /// bound and no combos left out: what most rows measure.
+    pub fn unpaced(name: String, conditions: usize, full: bool, runs: usize) -> ScanPlan {
+        ScanPlan {
+            name,
+            conditions,
+            full,
+            skip_combos: false,
+            rate: UNPACED,
+            runs,
+            curl: false,
+            curl_gzip: false,
+        }
+    }
+}
+
 impl Bench {
     /// A data directory named `name` with `conditions` conditions over `set`, starting at
     /// market `first`.
