@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::process::ExitCode;
 
 use chrono::Utc;
-use kalshi_alerts_core::display::printable;
 use kalshi_alerts_core::state::StoredCondition;
 use kalshi_alerts_core::{Condition, ConditionState, Scope};
 
@@ -95,7 +94,7 @@ fn table(conditions: &[Condition], states: &States) -> String {
                 c.condition_type.to_string(),
                 watched_cell(c),
                 c.threshold.normalize().to_string(),
-                printable(&c.label).into_owned(),
+                c.label.clone(),
                 expiry_cell(c, now),
                 c.notify
                     .as_ref()
@@ -114,9 +113,9 @@ fn table(conditions: &[Condition], states: &States) -> String {
 
 /// The market's ticker, or `event:TICKER` / `series:TICKER`.
 fn watched_cell(condition: &Condition) -> String {
-    let ticker = printable(&condition.ticker);
+    let ticker = &condition.ticker;
     match condition.scope {
-        Scope::Market => ticker.into_owned(),
+        Scope::Market => ticker.clone(),
         scope => format!("{scope}:{ticker}"),
     }
 }

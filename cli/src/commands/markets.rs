@@ -337,7 +337,7 @@ pub fn search(
                 m.market
                     .volume
                     .map_or("-".into(), |v| v.normalize().to_string()),
-                printable(&m.market.title).into_owned(),
+                m.market.title.clone(),
             ]
         })
         .collect();
