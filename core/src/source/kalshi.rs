@@ -690,7 +690,7 @@ impl KalshiClient {
                 };
                 // With combos left out, a combo market counts as not
                 // listed: a condition on one is never checked then.
-                scan.complete = self.read_listing(filters, None, watched, &mut scan).await?;
+                scan.complete = self.read_listing(filters, watched, &mut scan).await?;
             }
             ScanMode::Auto => {
                 // One listing the API refuses (a scope or a ticker it
@@ -703,9 +703,9 @@ impl KalshiClient {
                 // Whether every batch of tickers was read to its end; an
                 // event or series listing that was not is named instead.
                 let mut every_batch = true;
-                for (name, value, asked) in &listings {
+                for (name, value) in &listings {
                     let read_to_end = match self
-                        .read_listing(&[(name, value.as_str())], *asked, watched, &mut scan)
+                        .read_listing(&[(name, value.as_str())], watched, &mut scan)
                         .await
                     {
                         Ok(read_to_end) => read_to_end,
@@ -745,7 +745,7 @@ impl KalshiClient {
 
     /// Reads every page of the listing narrowed by `filters` into `scan`;
     /// `true` when it was read to its end, so that a market it did not send
-    /// is not open. A batch of `asked` tickers ends once it has sent every
+    /// is not open. A batch of tickers (a `tickers` filter) ends once it has sent every
     /// one of them, whatever its cursor says; and once it has sent that many
     /// markets without them (a server that ignores the filter), but then
     /// not read to its end.
@@ -757,7 +757,6 @@ impl KalshiClient {
     async fn read_listing(
         &mut self,
         filters: &[(&str, &str)],
-        asked: Option<usize>,
         watched: &Watchlist,
         scan: &mut Scan,
     ) -> Result<bool, SourceError> {
@@ -766,14 +765,13 @@ impl KalshiClient {
         let mut empty_in_a_row = 0;
         let mut ahead: Option<Prefetch> = None;
         let (mut pages, mut sent) = (0, 0);
-        let wanted: HashSet<&str> = match asked {
-            Some(_) => filters
-                .iter()
-                .filter(|(name, _)| *name == "tickers")
-                .flat_map(|(_, value)| value.split(','))
-                .collect(),
-            None => HashSet::new(),
-        };
+        // The tickers a batch asks for; none for any other listing.
+        let wanted: HashSet<&str> = filters
+            .iter()
+            .filter(|(name, _)| *name == "tickers")
+            .flat_map(|(_, value)| value.split(','))
+            .collect();
+        let batch = !wanted.is_empty();
         let mut found: HashSet<String> = HashSet::new();
 
         loop {
@@ -791,7 +789,7 @@ impl KalshiClient {
                 allowed: self.config.max_pages.is_none_or(|max| number < max)
                     && empty_in_a_row + 1 < MAX_EMPTY_PAGES_IN_A_ROW
                     && pages + 1 < self.config.max_listing_pages
-                    && asked.is_none(),
+                    && !batch,
                 seen: &seen_cursors,
             };
             let page = self
@@ -808,7 +806,7 @@ impl KalshiClient {
             scan.markets_read += page.read;
             scan.skipped += page.skipped;
             scan.unreadable.extend(page.unreadable);
-            if asked.is_some() {
+            if batch {
                 found.extend(
                     page.markets
                         .iter()
@@ -825,12 +823,12 @@ impl KalshiClient {
             let Some(next) = page.cursor else {
                 return Ok(true);
             };
-            if asked.is_some() && found.len() >= wanted.len() {
+            if batch && found.len() >= wanted.len() {
                 // Every ticker asked for came: a page more could only
                 // repeat them.
                 return Ok(true);
             }
-            if asked.is_some_and(|asked| sent >= asked) {
+            if batch && sent >= wanted.len() {
                 tracing::warn!(url = %self.config.base_url, page = number, markets = sent,
                     "a listing of tickers sent as many markets as were asked for, but not \
                      those; the scan stops it there");
@@ -949,22 +947,15 @@ impl KalshiClient {
 }
 
 /// The listings a targeted scan reads, as one query filter each: the
-/// watched tickers in batches of [`TICKERS_PER_REQUEST`], with how many
-/// each asks for, then one listing per watched event and per watched
-/// series.
-fn targeted_listings(watched: &Watchlist) -> Vec<(&'static str, String, Option<usize>)> {
+/// watched tickers in batches of [`TICKERS_PER_REQUEST`], then one listing
+/// per watched event and per watched series.
+fn targeted_listings(watched: &Watchlist) -> Vec<(&'static str, String)> {
     let tickers: Vec<&str> = watched.tickers.iter().map(String::as_str).collect();
     let batches = tickers
         .chunks(TICKERS_PER_REQUEST)
-        .map(|batch| ("tickers", batch.join(","), Some(batch.len())));
-    let events = watched
-        .events
-        .iter()
-        .map(|e| ("event_ticker", e.clone(), None));
-    let series = watched
-        .series
-        .iter()
-        .map(|s| ("series_ticker", s.clone(), None));
+        .map(|batch| ("tickers", batch.join(",")));
+    let events = watched.events.iter().map(|e| ("event_ticker", e.clone()));
+    let series = watched.series.iter().map(|s| ("series_ticker", s.clone()));
     batches.chain(events).chain(series).collect()
 }
 
@@ -1147,7 +1138,7 @@ mod tests {
         watched.events.insert("EV-1".into());
         watched.series.insert("SER".into());
         let listings = targeted_listings(&watched);
-        let names: Vec<&str> = listings.iter().map(|(name, _, _)| *name).collect();
+        let names: Vec<&str> = listings.iter().map(|(name, _)| *name).collect();
         assert_eq!(
             names,
             [
@@ -1160,11 +1151,9 @@ mod tests {
         );
         let sizes: Vec<usize> = listings[..3]
             .iter()
-            .map(|(_, value, _)| value.split(',').count())
+            .map(|(_, value)| value.split(',').count())
             .collect();
         assert_eq!(sizes, [100, 100, 50]);
-        let asked: Vec<Option<usize>> = listings.iter().map(|(_, _, asked)| *asked).collect();
-        assert_eq!(asked, [Some(100), Some(100), Some(50), None, None]);
         assert_eq!(listings[3].1, "EV-1");
         assert_eq!(listings[4].1, "SER");
         assert!(targeted_listings(&Watchlist::default()).is_empty());
