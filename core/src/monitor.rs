@@ -867,25 +867,32 @@ impl Monitor {
         if !scan.complete || !(scoped || self.sweep) {
             return;
         }
-        let live: HashMap<&str, &Condition> =
-            self.conditions.iter().map(|c| (c.id.as_str(), c)).collect();
-        let scope_of = |id: &str| live.get(id).copied().filter(|c| !c.scope.is_market());
+        // Each condition by id, with its expiry as worked out once.
+        let live: HashMap<&str, (&Condition, &Prepared)> = self
+            .conditions
+            .iter()
+            .zip(&self.prepared)
+            .map(|(c, p)| (c.id.as_str(), (c, p)))
+            .collect();
+        let scope_of = |id: &str| live.get(id).copied().filter(|(c, _)| !c.scope.is_market());
         let listed =
             |ticker: &str| scan.markets.contains_key(ticker) || scan.unreadable.contains(ticker);
         let sweep = self.sweep;
         let gone = |key: &str| {
-            if live.get(key).is_some_and(|c| c.scope.is_market()) {
+            if live.get(key).is_some_and(|(c, _)| c.scope.is_market()) {
                 return false;
             }
-            match key.rsplit_once('@') {
-                Some((id, ticker)) if scope_of(id).is_some() => {
-                    let condition = scope_of(id).expect("checked just above");
-                    let asked = !condition.is_expired(now)
+            let scoped = key
+                .rsplit_once('@')
+                .and_then(|(id, ticker)| Some((scope_of(id)?, ticker)));
+            match scoped {
+                Some(((condition, prepared), ticker)) => {
+                    let asked = prepared.expires.is_none_or(|at| at > now)
                         && !matches!(condition.condition_type, ConditionType::Unsupported(_))
-                        && !scan_left_unread(scan, condition);
+                        && !scan_could_not_tell(scan, condition);
                     asked && !listed(ticker)
                 }
-                _ => sweep && !live.contains_key(key),
+                None => sweep && !live.contains_key(key),
             }
         };
         let keys: Vec<String> = self.known.keys().filter(|k| gone(k)).cloned().collect();
@@ -981,11 +988,10 @@ impl Monitor {
             if markets.is_empty() {
                 // Said once while it lasts, and only when the scan read every
                 // listing: then the market is not open, or not asked for.
-                let unread = match condition.scope {
-                    Scope::Market => scan.unreadable.contains(&condition.ticker),
-                    Scope::Event | Scope::Series => scan_left_unread(scan, condition),
-                };
-                if scan.complete && !unread && self.unlisted.insert(condition.id.clone()) {
+                if scan.complete
+                    && !scan_could_not_tell(scan, condition)
+                    && self.unlisted.insert(condition.id.clone())
+                {
                     tracing::warn!(id = %crate::display::for_log(&condition.id, LOGGED_ID),
                         ticker = %condition.ticker,
                         scope = %condition.scope,
@@ -1116,11 +1122,12 @@ impl Check<'_> {
     }
 }
 
-/// Whether `scan` left the event or series `condition` watches unread (its
-/// listing refused or cut short).
-fn scan_left_unread(scan: &Scan, condition: &Condition) -> bool {
+/// Whether `scan`, complete as it may be, could not tell which markets of
+/// `condition` are open: its market's record could not be read, or its
+/// event's or series' listing was refused or cut short.
+fn scan_could_not_tell(scan: &Scan, condition: &Condition) -> bool {
     match condition.scope {
-        Scope::Market => false,
+        Scope::Market => scan.unreadable.contains(&condition.ticker),
         Scope::Event => scan.unread_events.contains(&condition.ticker),
         Scope::Series => scan.unread_series.contains(&condition.ticker),
     }
@@ -1355,33 +1362,32 @@ mod tests {
         assert_eq!(monitor.run_cycle().await.unwrap().fired.len(), 2);
     }
 
-    /// A series whose markets open and close: each scan lists two new
-    /// markets of the series `ROT` (the last two gone) beside the market
-    /// `T`, and says whether it read every listing to its end as told.
-    struct Rolling {
-        cycle: usize,
-        complete: Arc<Mutex<bool>>,
-    }
+    /// A source whose every scan `script` makes, given the cycle's number.
+    struct Scripted<F>(F, usize);
 
     #[async_trait]
-    impl MarketSource for Rolling {
+    impl<F: FnMut(usize, &Watchlist) -> Scan + Send> MarketSource for Scripted<F> {
         async fn scan(&mut self, watched: &Watchlist) -> Result<Scan, SourceError> {
-            self.cycle += 1;
-            let event = format!("ROT-{}", self.cycle);
-            let frame = vec![
-                listed(&format!("{event}-A"), &event, 40, 42),
-                listed(&format!("{event}-B"), &event, 40, 42),
-                market(40, 42),
-            ];
-            let mut scan = Scan::default();
-            scan.absorb_page(&frame, watched);
-            scan.complete = *self.complete.lock().unwrap();
-            Ok(scan)
+            self.1 += 1;
+            Ok((self.0)(self.1, watched))
         }
 
         fn describe(&self) -> String {
-            "rolling".into()
+            "scripted".into()
         }
+    }
+
+    /// A reload that hands the monitor `conditions` once.
+    fn reload_once(conditions: Vec<Condition>) -> Reload {
+        let mut conditions = Some(conditions);
+        Box::new(move || {
+            conditions.take().map(|conditions| {
+                Ok(Reloaded {
+                    conditions: Some(conditions),
+                    notifiers: None,
+                })
+            })
+        })
     }
 
     fn sorted<V>(map: HashMap<String, V>) -> Vec<String> {
@@ -1397,11 +1403,26 @@ mod tests {
     #[tokio::test]
     async fn what_was_kept_of_gone_markets_and_removed_conditions_is_forgotten() {
         let dir = tempfile::tempdir().unwrap();
+        // A series whose markets open and close: each scan lists two new
+        // markets of the series `ROT` (the last two gone) beside the market
+        // `T`, and says whether it read every listing to its end as told.
         let complete = Arc::new(Mutex::new(true));
-        let source = Rolling {
-            cycle: 0,
-            complete: Arc::clone(&complete),
-        };
+        let told = Arc::clone(&complete);
+        let source = Scripted(
+            move |cycle: usize, watched: &Watchlist| {
+                let event = format!("ROT-{cycle}");
+                let frame = vec![
+                    listed(&format!("{event}-A"), &event, 40, 42),
+                    listed(&format!("{event}-B"), &event, 40, 42),
+                    market(40, 42),
+                ];
+                let mut scan = Scan::default();
+                scan.absorb_page(&frame, watched);
+                scan.complete = *told.lock().unwrap();
+                scan
+            },
+            0,
+        );
         let crossing = |id: &str| {
             let mut c = scoped(id, Scope::Series, "ROT", 0.5);
             c.condition_type = ConditionType::PriceCrosses;
@@ -1436,33 +1457,10 @@ mod tests {
         // The series condition taken out: its states go, and the quotes of
         // the series' markets, which nothing watches any more.
         *complete.lock().unwrap() = true;
-        let mut once = Some(vec![condition("t", "price_below", 0.1)]);
-        monitor.reload_with(Box::new(move || {
-            once.take().map(|conditions| {
-                Ok(Reloaded {
-                    conditions: Some(conditions),
-                    notifiers: None,
-                })
-            })
-        }));
+        monitor.reload_with(reload_once(vec![condition("t", "price_below", 0.1)]));
         monitor.run_cycle().await.unwrap();
         assert_eq!(sorted(stored().conditions().unwrap()), ["t"]);
         assert_eq!(sorted(stored().markets("prod").unwrap()), ["T"]);
-    }
-
-    /// A source whose every scan `script` makes, given the cycle's number.
-    struct Scripted<F>(F, usize);
-
-    #[async_trait]
-    impl<F: FnMut(usize, &Watchlist) -> Scan + Send> MarketSource for Scripted<F> {
-        async fn scan(&mut self, watched: &Watchlist) -> Result<Scan, SourceError> {
-            self.1 += 1;
-            Ok((self.0)(self.1, watched))
-        }
-
-        fn describe(&self) -> String {
-            "scripted".into()
-        }
     }
 
     /// What the scan could not tell is gone is kept: a market listed with a
@@ -1514,15 +1512,7 @@ mod tests {
         // EVB's condition expires: its scope is no longer asked for, and
         // its state stays.
         expiring.expires_at = Some("2000-01-01T00:00:00Z".into());
-        let mut reload = Some(vec![once("a", "EVA"), expiring.clone()]);
-        monitor.reload_with(Box::new(move || {
-            reload.take().map(|conditions| {
-                Ok(Reloaded {
-                    conditions: Some(conditions),
-                    notifiers: None,
-                })
-            })
-        }));
+        monitor.reload_with(reload_once(vec![once("a", "EVA"), expiring.clone()]));
         assert!(monitor.run_cycle().await.unwrap().fired.is_empty());
         assert_eq!(monitor.known.len(), 2, "{:?}", monitor.known.keys());
     }
